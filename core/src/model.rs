@@ -1,0 +1,294 @@
+//! The model of a team as it lives in the service: identities (`Email`,
+//! `TeamId`), members, invitations, custom roles, settings, a pending
+//! ownership transfer, and the whole `TeamState` snapshot with its version.
+//!
+//! Constructors validate; a value of these types is always well formed.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::catalog::{Permission, RoleName};
+
+pub type Timestamp = DateTime<Utc>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("`{0}` is not a valid email address")]
+    Email(String),
+    #[error(
+        "`{0}` is not a valid team id: use 2 to 63 lowercase letters, digits and dashes, starting with a letter"
+    )]
+    TeamId(String),
+}
+
+/// An email address. Identity is case-insensitive (the normalized form is
+/// lowercase); the address is shown as it was written.
+#[derive(Clone)]
+pub struct Email {
+    written: String,
+    key: String,
+}
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let written = s.trim();
+        let bad = || ModelError::Email(s.to_owned());
+        if written.len() > 254 || written.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = written.rsplit_once('@').ok_or_else(bad)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
+            return Err(bad());
+        }
+        Ok(Self { written: written.to_owned(), key: written.to_lowercase() })
+    }
+
+    /// The address as written.
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// The normalized form: the identity used for comparison and storage keys.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Email {}
+impl Hash for Email {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+impl PartialOrd for Email {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Email {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.written)
+    }
+}
+impl Serialize for Email {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.written)
+    }
+}
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Email::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+impl std::str::FromStr for Email {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Email::parse(s)
+    }
+}
+
+/// A team id: a lowercase slug, usable in URLs and storage keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TeamId(String);
+
+impl TeamId {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let ok = (2..=63).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && !s.contains("--")
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok { Ok(Self(s.to_owned())) } else { Err(ModelError::TeamId(s.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Display for TeamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl<'de> Deserialize<'de> for TeamId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TeamId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+impl std::str::FromStr for TeamId {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TeamId::parse(s)
+    }
+}
+
+/// A set of role names, ordered so that renderings are stable.
+pub type Roles = BTreeSet<RoleName>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub email: Email,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Roles,
+    pub joined_at: Timestamp,
+    /// Whether the member signs in with a second factor.
+    #[serde(default)]
+    pub two_factor: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    pub email: Email,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Roles,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
+}
+
+impl Invitation {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// A team-defined role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRole {
+    #[serde(default)]
+    pub description: String,
+    pub permissions: BTreeSet<Permission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Members must sign in with a second factor.
+    #[serde(default)]
+    pub require_2fa: bool,
+    #[serde(default = "Settings::default_ttl")]
+    pub invitation_ttl_days: u32,
+    /// Members plus pending invitations; `None` is no limit.
+    #[serde(default)]
+    pub seat_limit: Option<u32>,
+}
+
+impl Settings {
+    pub const DEFAULT_INVITATION_TTL_DAYS: u32 = 15;
+
+    fn default_ttl() -> u32 {
+        Self::DEFAULT_INVITATION_TTL_DAYS
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { require_2fa: false, invitation_ttl_days: Self::DEFAULT_INVITATION_TTL_DAYS, seat_limit: None }
+    }
+}
+
+/// An ownership transfer that has started and waits for confirmations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingTransfer {
+    pub from: Email,
+    pub to: Email,
+    pub started_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The current owner confirmed (step one).
+    #[serde(default)]
+    pub owner_confirmed: bool,
+}
+
+/// A snapshot of one team as the service holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamState {
+    pub team: TeamId,
+    pub display_name: String,
+    pub owner: Email,
+    #[serde(default)]
+    pub settings: Settings,
+    /// Every member, the owner included (holding the role `owner`).
+    pub members: BTreeMap<Email, Member>,
+    #[serde(default)]
+    pub invitations: BTreeMap<Email, Invitation>,
+    #[serde(default)]
+    pub roles: BTreeMap<RoleName, CustomRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<PendingTransfer>,
+    /// Bumped by every mutation; 0 for a team that does not exist yet.
+    pub version: u64,
+}
+
+impl TeamState {
+    /// A new team with its owner as the only member.
+    pub fn new(team: TeamId, display_name: String, owner: Email, now: Timestamp) -> Self {
+        let mut members = BTreeMap::new();
+        let roles = BTreeSet::from([RoleName::owner()]);
+        members.insert(
+            owner.clone(),
+            Member { email: owner.clone(), name: None, roles, joined_at: now, two_factor: false },
+        );
+        Self {
+            team,
+            display_name,
+            owner,
+            settings: Settings::default(),
+            members,
+            invitations: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            transfer: None,
+            version: 0,
+        }
+    }
+
+    /// Members plus pending (unexpired) invitations: what a seat limit counts.
+    pub fn seats_used(&self, now: Timestamp) -> usize {
+        self.members.len() + self.invitations.values().filter(|i| !i.is_expired(now)).count()
+    }
+}

@@ -1,0 +1,307 @@
+//! The plan engine: compares a desired `TeamSpec` with a live `TeamState`
+//! and lists the changes that make live match desired, in apply order.
+//!
+//! Pure and synchronous: no I/O, no clock (callers pass `now`). A plan is
+//! data; rendering and applying happen elsewhere.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::catalog::Catalog;
+use crate::change::Change;
+use crate::model::{TeamState, Timestamp};
+use crate::spec::{self, TeamSpec, Unmanaged};
+
+/// The version of the plan's JSON shape.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How many removals a plan may carry before it is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalLimit {
+    Count(u32),
+    /// A percentage of the team's current members (at least 1).
+    Percent(u32),
+}
+
+impl RemovalLimit {
+    pub const DEFAULT: RemovalLimit = RemovalLimit::Percent(25);
+
+    /// The number of removals allowed for a team of `members`.
+    pub fn allowed(&self, members: usize) -> usize {
+        match *self {
+            RemovalLimit::Count(n) => n as usize,
+            RemovalLimit::Percent(p) => (members.saturating_mul(p as usize) / 100).max(1),
+        }
+    }
+}
+
+impl fmt::Display for RemovalLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemovalLimit::Count(n) => write!(f, "{n}"),
+            RemovalLimit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl FromStr for RemovalLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let bad = || format!("`{s}` is not a removal limit: use a count like `5` or a percentage like `30%`");
+        match s.strip_suffix('%') {
+            Some(p) => match p.trim().parse::<u32>() {
+                Ok(p) if p <= 100 => Ok(RemovalLimit::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => s.parse::<u32>().map(RemovalLimit::Count).map_err(|_| bad()),
+        }
+    }
+}
+
+impl Serialize for RemovalLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+impl<'de> Deserialize<'de> for RemovalLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(RemovalLimit::Count(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Where the removal limit in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    Default,
+    Policy,
+    Flag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalGuard {
+    pub limit: RemovalLimit,
+    pub source: LimitSource,
+    /// Removals allowed for the live member count.
+    pub allowed: usize,
+    /// Removals in this plan (members, invitations and custom roles).
+    pub planned: usize,
+    /// Live members the limit was computed from.
+    pub members: usize,
+}
+
+/// The changes that make a team match its spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub team: crate::model::TeamId,
+    /// The live version the plan was computed from; 0 when the team does not exist yet.
+    pub base_version: u64,
+    pub generated_at: Timestamp,
+    pub changes: Vec<Change>,
+    pub removals: RemovalGuard,
+}
+
+/// Counts by kind, for summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+    pub transfer: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for change in &self.changes {
+            match change {
+                Change::CreateTeam { .. }
+                | Change::CreateRole { .. }
+                | Change::Invite { .. }
+                | Change::Reinvite { .. } => c.add += 1,
+                Change::TransferOwnership { .. } => c.transfer += 1,
+                ch if ch.is_removal() => c.remove += 1,
+                _ => c.change += 1,
+            }
+        }
+        c
+    }
+
+    /// Why this plan must not be applied as is, if it must not.
+    pub fn refusal(&self) -> Option<String> {
+        let g = &self.removals;
+        (g.planned > g.allowed).then(|| {
+            let source = match g.source {
+                LimitSource::Default => "the default limit",
+                LimitSource::Policy => "`policy.max_removals` in team.yaml",
+                LimitSource::Flag => "--max-removals",
+            };
+            format!(
+                "this plan removes {} (members, invitations and custom roles) but the removal limit \
+                 is {} ({} of {} members, from {source}); raise it deliberately with \
+                 `--max-removals {}` or `policy.max_removals: {}` in team.yaml",
+                g.planned, g.allowed, g.limit, g.members, g.planned, g.planned
+            )
+        })
+    }
+}
+
+/// Options beyond the spec: a limit given on the command line wins over the spec's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    pub max_removals: Option<RemovalLimit>,
+}
+
+/// Plans with the spec's own policy.
+pub fn plan(spec: &TeamSpec, live: &TeamState, catalog: &Catalog, now: Timestamp) -> Plan {
+    plan_with(spec, live, catalog, now, PlanOptions::default())
+}
+
+/// Computes the changes from `live` to `spec`. A live state with version 0 is
+/// a team that does not exist yet: the plan starts by creating it.
+pub fn plan_with(
+    spec: &TeamSpec,
+    live: &TeamState,
+    _catalog: &Catalog,
+    now: Timestamp,
+    options: PlanOptions,
+) -> Plan {
+    let mut changes = Vec::new();
+    let fresh;
+    let live = if live.version == 0 {
+        let display_name = spec::default_display_name(spec);
+        changes.push(Change::CreateTeam { display_name: display_name.clone(), owner: spec.owner.clone() });
+        fresh = TeamState::new(spec.team.clone(), display_name, spec.owner.clone(), now);
+        &fresh
+    } else {
+        live
+    };
+
+    if let Some(desired) = &spec.display_name {
+        if desired != &live.display_name {
+            changes.push(Change::RenameTeam { from: live.display_name.clone(), to: desired.clone() });
+        }
+    }
+    if let Some(desired) = &spec.settings {
+        if desired != &live.settings {
+            changes.push(Change::UpdateSettings { from: live.settings.clone(), to: desired.clone() });
+        }
+    }
+    if let Some(desired) = &spec.roles {
+        for (name, role) in desired {
+            match live.roles.get(name) {
+                None => changes.push(Change::CreateRole { name: name.clone(), role: role.clone() }),
+                Some(current) if current != role => changes.push(Change::UpdateRole {
+                    name: name.clone(),
+                    from: current.clone(),
+                    to: role.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for (name, role) in &live.roles {
+            if !desired.contains_key(name) {
+                changes.push(Change::DeleteRole { name: name.clone(), role: role.clone() });
+            }
+        }
+    }
+
+    // People. The live owner and the desired owner are handled by the
+    // ownership transfer alone: ownership is never planned as a role edit.
+    let is_owner = |e: &crate::model::Email| e == &live.owner || e == &spec.owner;
+    for (email, want) in &spec.members {
+        if is_owner(email) {
+            continue;
+        }
+        if let Some(member) = live.members.get(email) {
+            if member.roles != want.roles {
+                changes.push(Change::ChangeRoles {
+                    email: member.email.clone(),
+                    from: member.roles.clone(),
+                    to: want.roles.clone(),
+                });
+            }
+        } else if let Some(inv) = live.invitations.get(email) {
+            if inv.is_expired(now) {
+                changes.push(Change::Reinvite {
+                    email: inv.email.clone(),
+                    name: want.name.clone().or_else(|| inv.name.clone()),
+                    roles: want.roles.clone(),
+                    expired_at: inv.expires_at,
+                });
+            } else if inv.roles != want.roles {
+                changes.push(Change::ChangeInvitationRoles {
+                    email: inv.email.clone(),
+                    from: inv.roles.clone(),
+                    to: want.roles.clone(),
+                });
+            }
+        } else {
+            changes.push(Change::Invite { email: want.email.clone(), name: want.name.clone(), roles: want.roles.clone() });
+        }
+    }
+    if spec.policy.unmanaged == Unmanaged::Remove {
+        for inv in live.invitations.values() {
+            if !spec.members.contains_key(&inv.email) && !is_owner(&inv.email) {
+                changes.push(Change::RevokeInvitation {
+                    email: inv.email.clone(),
+                    roles: inv.roles.clone(),
+                    created_at: inv.created_at,
+                });
+            }
+        }
+        for member in live.members.values() {
+            if !spec.members.contains_key(&member.email) && !is_owner(&member.email) {
+                changes.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
+            }
+        }
+    }
+
+    if spec.owner != live.owner {
+        let pending = live.transfer.as_ref().is_some_and(|t| t.to == spec.owner && now < t.expires_at);
+        if !pending {
+            changes.push(Change::TransferOwnership { from: live.owner.clone(), to: spec.owner.clone() });
+        }
+    }
+
+    // Stable sort: within a stage, changes keep the order above (by email).
+    changes.sort_by_key(Change::stage);
+
+    let (limit, source) = match (options.max_removals, spec.policy.max_removals) {
+        (Some(l), _) => (l, LimitSource::Flag),
+        (None, Some(l)) => (l, LimitSource::Policy),
+        (None, None) => (RemovalLimit::DEFAULT, LimitSource::Default),
+    };
+    let planned = changes.iter().filter(|c| c.is_removal()).count();
+    Plan {
+        format_version: FORMAT_VERSION,
+        team: spec.team.clone(),
+        base_version: live.version,
+        generated_at: now,
+        changes,
+        removals: RemovalGuard {
+            limit,
+            source,
+            allowed: limit.allowed(live.members.len()),
+            planned,
+            members: live.members.len(),
+        },
+    }
+}
