@@ -63,7 +63,22 @@ pub struct TeamSpec {
 }
 
 const TOP_FIELDS: &[&str] =
-    &["version", "team", "display_name", "owner", "settings", "roles", "members", "policy"];
+    &["version", "catalog", "team", "display_name", "owner", "settings", "roles", "members", "policy"];
+
+/// The catalog a file says it is written for (`catalog: digitalocean`), read
+/// before the full parse because roles are checked against it. `None` when
+/// absent or unreadable (the full parse reports the problem).
+pub fn declared_catalog(source: &str) -> Option<String> {
+    let root = yaml::parse("", source).ok()?;
+    let saphyr::YamlDataOwned::Mapping(map) = &root.data else { return None };
+    map.iter().find_map(|(k, v)| match (&k.data, &v.data) {
+        (
+            saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::String(k)),
+            saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::String(v)),
+        ) if k == "catalog" => Some(v.clone()),
+        _ => None,
+    })
+}
 
 impl TeamSpec {
     /// Reads team.yaml against a catalog. Reports every error at once.
@@ -81,6 +96,16 @@ impl TeamSpec {
                     if n != SPEC_VERSION {
                         c.error(yaml::loc_of(v), format!("unsupported version {n}; this teamform reads version 1"));
                     }
+                }
+            }
+        }
+        if let Some((_, v)) = field("catalog") {
+            if let Some(name) = yaml::string(v, "`catalog`", &mut c) {
+                if name != catalog.name {
+                    c.error(
+                        yaml::loc_of(v),
+                        format!("this file is written for the `{name}` catalog, but the service uses `{}`", catalog.name),
+                    );
                 }
             }
         }

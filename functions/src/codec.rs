@@ -1,0 +1,168 @@
+//! The item codec shared by every backend: where each piece of a team lives
+//! (`pk`/`sk`) and how it is encoded as attributes.
+//!
+//! Layout (single table):
+//! - `TEAM#<id>` / `META`: display name, owner, settings, version
+//! - `TEAM#<id>` / `MEMBER#<email>`, `INVITE#<email>`, `ROLE#<name>`, `TRANSFER`
+//! - `TEAM#<id>` / `AUDIT#<version>#<seq>`: one per applied change
+//! - `TEAM#<id>` / `OUTBOX#<version>#<seq>`: an email to send, written with its change
+//! - `TEAM#<id>` / `APIKEY#<id>`: an API key's name, roles and hash
+//! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
+//! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
+//!
+//! Emails in keys are the normalized form. Invitation items keep their
+//! expiry as an RFC 3339 string, which DynamoDB TTL ignores on purpose: an
+//! expired invitation stays visible until it is re-invited or revoked. Items
+//! that should vanish carry a numeric `expires_at` (epoch seconds).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use teamform_core::model::{CustomRole, Invitation, Member, PendingTransfer, Settings};
+use teamform_core::{Email, RoleName, TeamId, TeamState};
+
+use crate::store::{Item, StoreError};
+
+pub const META: &str = "META";
+pub const TRANSFER: &str = "TRANSFER";
+pub const MEMBER: &str = "MEMBER#";
+pub const INVITE: &str = "INVITE#";
+pub const ROLE: &str = "ROLE#";
+pub const AUDIT: &str = "AUDIT#";
+pub const OUTBOX: &str = "OUTBOX#";
+pub const APIKEY: &str = "APIKEY#";
+
+pub fn team_pk(team: &TeamId) -> String {
+    format!("TEAM#{team}")
+}
+pub fn member_sk(email: &Email) -> String {
+    format!("{MEMBER}{}", email.key())
+}
+pub fn invite_sk(email: &Email) -> String {
+    format!("{INVITE}{}", email.key())
+}
+pub fn role_sk(name: &RoleName) -> String {
+    format!("{ROLE}{name}")
+}
+pub fn user_pk(email: &Email) -> String {
+    format!("USER#{}", email.key())
+}
+/// Audit and outbox keys sort by version, then by position in the batch.
+pub fn event_sk(prefix: &str, version: u64, seq: usize) -> String {
+    format!("{prefix}{version:012}#{seq:04}")
+}
+
+/// Attributes of a serializable value, plus the item's `type`.
+pub fn encode<T: Serialize>(pk: String, sk: String, kind: &str, value: &T) -> Result<Item, StoreError> {
+    let attrs = match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(StoreError::Malformed(format!("{kind} does not encode as a map"))),
+        Err(e) => return Err(StoreError::Malformed(format!("{kind}: {e}"))),
+    };
+    let mut item = Item { pk, sk, attrs };
+    item.attrs.insert("type".into(), kind.into());
+    Ok(item)
+}
+
+/// Reads a value back from an item, ignoring bookkeeping attributes.
+pub fn decode<T: DeserializeOwned>(item: &Item, extra: &[&str]) -> Result<T, StoreError> {
+    let mut attrs: Map<String, Value> = item.attrs.clone();
+    attrs.remove("type");
+    for name in extra {
+        attrs.remove(*name);
+    }
+    serde_json::from_value(Value::Object(attrs))
+        .map_err(|e| StoreError::Malformed(format!("{} / {}: {e}", item.pk, item.sk)))
+}
+
+/// The team-level fields, held on the `META` item with the version.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Meta {
+    pub team: TeamId,
+    pub display_name: String,
+    pub owner: Email,
+    pub settings: Settings,
+    pub version: u64,
+}
+
+impl Meta {
+    pub fn of(state: &TeamState) -> Meta {
+        Meta {
+            team: state.team.clone(),
+            display_name: state.display_name.clone(),
+            owner: state.owner.clone(),
+            settings: state.settings.clone(),
+            version: state.version,
+        }
+    }
+
+    pub fn item(&self) -> Result<Item, StoreError> {
+        encode(team_pk(&self.team), META.into(), "team", self)
+    }
+}
+
+pub fn member_item(team: &TeamId, m: &Member) -> Result<Item, StoreError> {
+    encode(team_pk(team), member_sk(&m.email), "member", m)
+}
+
+/// An invitation. Its link lives in a `TOKEN#` item bound to `created_at`,
+/// so a re-invite (new `created_at`) kills every earlier link.
+pub fn invite_item(team: &TeamId, inv: &Invitation) -> Result<Item, StoreError> {
+    encode(team_pk(team), invite_sk(&inv.email), "invitation", inv)
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct RoleItem {
+    name: RoleName,
+    #[serde(flatten)]
+    role: CustomRole,
+}
+
+pub fn role_item(team: &TeamId, name: &RoleName, role: &CustomRole) -> Result<Item, StoreError> {
+    encode(team_pk(team), role_sk(name), "role", &RoleItem { name: name.clone(), role: role.clone() })
+}
+
+pub fn transfer_item(team: &TeamId, t: &PendingTransfer) -> Result<Item, StoreError> {
+    encode(team_pk(team), TRANSFER.into(), "transfer", t)
+}
+
+/// Builds a team snapshot from its items. `None` when the team has no META.
+pub fn state_from_items(
+    meta: Option<Item>,
+    members: Vec<Item>,
+    invitations: Vec<Item>,
+    roles: Vec<Item>,
+    transfer: Option<Item>,
+) -> Result<Option<TeamState>, StoreError> {
+    let Some(meta) = meta else { return Ok(None) };
+    let meta: Meta = decode(&meta, &[])?;
+    let mut state = TeamState {
+        team: meta.team,
+        display_name: meta.display_name,
+        owner: meta.owner,
+        settings: meta.settings,
+        members: BTreeMap::new(),
+        invitations: BTreeMap::new(),
+        roles: BTreeMap::new(),
+        transfer: None,
+        version: meta.version,
+    };
+    for item in &members {
+        let m: Member = decode(item, &[])?;
+        state.members.insert(m.email.clone(), m);
+    }
+    for item in &invitations {
+        let i: Invitation = decode(item, &[])?;
+        state.invitations.insert(i.email.clone(), i);
+    }
+    for item in &roles {
+        let r: RoleItem = decode(item, &[])?;
+        state.roles.insert(r.name, r.role);
+    }
+    if let Some(item) = &transfer {
+        state.transfer = Some(decode(item, &[])?);
+    }
+    Ok(Some(state))
+}

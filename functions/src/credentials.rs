@@ -1,0 +1,277 @@
+//! Credentials: team API keys (`tfk_`), personal access tokens (`tfp_`) and
+//! turning a presented bearer secret into a `Principal`.
+//!
+//! Secrets are shown once, stored only as SHA-256 and compared in constant
+//! time. A revoked key stops working at once: its look-up item is deleted in
+//! the same transaction that marks it revoked.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use teamform_core::model::Roles;
+use teamform_core::{Email, TeamId, Timestamp};
+
+use crate::auth::Principal;
+use crate::codec;
+use crate::secret;
+use crate::service::{Service, ServiceError, check_grant};
+use crate::store::{Condition, Item, Write};
+
+/// How often `last_used_at` is written at most, per key.
+const LAST_USED_GRANULARITY_SECS: i64 = 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub roles: Roles,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A credential just made: its view and the secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created<V> {
+    #[serde(flatten)]
+    pub view: V,
+    pub secret: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    #[serde(flatten)]
+    view: ApiKeyView,
+    hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenRecord {
+    #[serde(flatten)]
+    view: TokenView,
+    hash: String,
+    /// The person the token acts as; `None` for the local owner of `teamform serve`.
+    #[serde(default)]
+    email: Option<Email>,
+}
+
+fn key_sk(id: &str) -> String {
+    format!("{}{id}", codec::APIKEY)
+}
+fn key_used_sk(id: &str) -> String {
+    format!("KEYUSE#{id}")
+}
+fn valid_until(expires_at: Option<Timestamp>) -> Option<i64> {
+    expires_at.map(|t| t.timestamp())
+}
+
+impl Service {
+    pub async fn create_api_key(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        name: &str,
+        roles: &Roles,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Created<ApiKeyView>, ServiceError> {
+        let state = self.authorized(team, who, "team.api_keys.manage").await?;
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(ServiceError::Invalid { code: "validation_failed", message: "name must be 1 to 100 characters".into() });
+        }
+        check_grant(self, &state, who, roles)?;
+        let now = self.now();
+        if expires_at.is_some_and(|t| t <= now) {
+            return Err(ServiceError::Invalid { code: "validation_failed", message: "expires_at is in the past".into() });
+        }
+        let fresh = secret::generate("tfk_");
+        let view = ApiKeyView {
+            id: secret::id(),
+            name: name.to_owned(),
+            roles: roles.clone(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            created_by: who.actor(),
+        };
+        let record = KeyRecord { view: view.clone(), hash: fresh.hash.clone() };
+        let mut lookup = Item::new(format!("KEY#{}", fresh.hash), "KEY")
+            .with("type", "api_key_lookup")
+            .with("team", team.as_str())
+            .with("id", view.id.as_str());
+        if let Some(t) = valid_until(expires_at) {
+            lookup = lookup.with("expires_at", t);
+        }
+        let writes = vec![
+            Write::Put {
+                item: codec::encode(codec::team_pk(team), key_sk(&view.id), "api_key", &record)?,
+                condition: Condition::NotExists,
+            },
+            Write::Put { item: lookup, condition: Condition::NotExists },
+        ];
+        let detail = json!({ "id": view.id, "name": view.name, "roles": view.roles });
+        self.commit_operation(&state, who, "create_api_key", detail, writes).await?;
+        Ok(Created { view, secret: fresh.secret })
+    }
+
+    pub async fn list_api_keys(&self, team: &TeamId, who: &Principal) -> Result<Vec<ApiKeyView>, ServiceError> {
+        self.authorized(team, who, "team.api_keys.manage").await?;
+        let pk = codec::team_pk(team);
+        let items = self.store().query_all(&pk, codec::APIKEY).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let record: KeyRecord = codec::decode(item, &[])?;
+            let mut view = record.view;
+            if let Some(used) = self.store().get(&pk, &key_used_sk(&view.id)).await? {
+                view.last_used_at = used.str("at").and_then(|s| s.parse().ok());
+            }
+            out.push(view);
+        }
+        Ok(out)
+    }
+
+    pub async fn revoke_api_key(&self, team: &TeamId, who: &Principal, id: &str) -> Result<(), ServiceError> {
+        let state = self.authorized(team, who, "team.api_keys.manage").await?;
+        let pk = codec::team_pk(team);
+        let item = self.store().get(&pk, &key_sk(id)).await?.ok_or(ServiceError::NotFound)?;
+        let record: KeyRecord = codec::decode(&item, &[])?;
+        let writes = vec![
+            Write::Delete { pk: pk.clone(), sk: key_sk(id), condition: Condition::Exists },
+            Write::Delete { pk: format!("KEY#{}", record.hash), sk: "KEY".into(), condition: Condition::None },
+            Write::Delete { pk, sk: key_used_sk(id), condition: Condition::None },
+        ];
+        let detail = json!({ "id": id, "name": record.view.name });
+        self.commit_operation(&state, who, "revoke_api_key", detail, writes).await?;
+        Ok(())
+    }
+
+    /// Makes a personal access token acting as `email`, or as the local
+    /// owner when `email` is `None` (only `teamform serve` does that).
+    pub async fn create_token(
+        &self,
+        email: Option<&Email>,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Created<TokenView>, ServiceError> {
+        let fresh = secret::generate("tfp_");
+        let view = TokenView { id: secret::id(), name: name.to_owned(), created_at: self.now(), expires_at };
+        let record = TokenRecord { view: view.clone(), hash: fresh.hash.clone(), email: email.cloned() };
+        let owner_pk = email.map(codec::user_pk).unwrap_or_else(|| "LOCAL#owner".to_owned());
+        let mut lookup = codec::encode(format!("PAT#{}", fresh.hash), "PAT".into(), "token_lookup", &record)?;
+        let mut listed = codec::encode(owner_pk, format!("PAT#{}", view.id), "token", &record)?;
+        if let Some(t) = valid_until(expires_at) {
+            lookup.attrs.insert("expires_at".into(), t.into());
+            listed.attrs.insert("expires_at".into(), t.into());
+        }
+        self.store()
+            .transact(vec![
+                Write::Put { item: lookup, condition: Condition::NotExists },
+                Write::Put { item: listed, condition: Condition::NotExists },
+            ])
+            .await?;
+        Ok(Created { view, secret: fresh.secret })
+    }
+
+    pub async fn list_tokens(&self, who: &Principal) -> Result<Vec<TokenView>, ServiceError> {
+        let pk = token_owner_pk(who)?;
+        let items = self.store().query_all(&pk, "PAT#").await?;
+        items
+            .iter()
+            .map(|i| codec::decode::<TokenRecord>(i, &["expires_at"]).map(|r| r.view).map_err(ServiceError::from))
+            .collect()
+    }
+
+    pub async fn delete_token(&self, who: &Principal, id: &str) -> Result<(), ServiceError> {
+        let pk = token_owner_pk(who)?;
+        let sk = format!("PAT#{id}");
+        let item = self.store().get(&pk, &sk).await?.ok_or(ServiceError::NotFound)?;
+        let record: TokenRecord = codec::decode(&item, &["expires_at"])?;
+        self.store()
+            .transact(vec![
+                Write::Delete { pk, sk, condition: Condition::Exists },
+                Write::Delete { pk: format!("PAT#{}", record.hash), sk: "PAT".into(), condition: Condition::None },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Whether any personal token exists for the local owner.
+    pub async fn has_local_owner_token(&self) -> Result<bool, ServiceError> {
+        Ok(!self.store().query_all("LOCAL#owner", "PAT#").await?.is_empty())
+    }
+
+    /// Resolves a bearer secret. Unknown, revoked or expired: `Unauthenticated`.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, ServiceError> {
+        let now = self.now();
+        if bearer.starts_with("tfk_") {
+            let hash = secret::hash(bearer);
+            let lookup =
+                self.store().get(&format!("KEY#{hash}"), "KEY").await?.ok_or(ServiceError::Unauthenticated)?;
+            let (Some(team), Some(id)) = (lookup.str("team"), lookup.str("id")) else {
+                return Err(ServiceError::Unauthenticated);
+            };
+            let team = TeamId::parse(team).map_err(|_| ServiceError::Unauthenticated)?;
+            let pk = codec::team_pk(&team);
+            let item = self.store().get(&pk, &key_sk(id)).await?.ok_or(ServiceError::Unauthenticated)?;
+            let record: KeyRecord = codec::decode(&item, &[])?;
+            if !secret::matches(bearer, &record.hash) || record.view.expires_at.is_some_and(|t| now >= t) {
+                return Err(ServiceError::Unauthenticated);
+            }
+            self.touch_key(&pk, id, now).await;
+            return Ok(Principal::ApiKey { team, id: record.view.id, roles: record.view.roles });
+        }
+        if bearer.starts_with("tfp_") {
+            let hash = secret::hash(bearer);
+            let item = self.store().get(&format!("PAT#{hash}"), "PAT").await?.ok_or(ServiceError::Unauthenticated)?;
+            let record: TokenRecord = codec::decode(&item, &["expires_at"])?;
+            if !secret::matches(bearer, &record.hash) || record.view.expires_at.is_some_and(|t| now >= t) {
+                return Err(ServiceError::Unauthenticated);
+            }
+            return Ok(match record.email {
+                Some(email) => Principal::Person { email },
+                None => Principal::LocalOwner,
+            });
+        }
+        Err(ServiceError::Unauthenticated)
+    }
+
+    /// Records when a key was last used, at most once a minute. Best effort:
+    /// a failure here must not fail the request it rides on.
+    async fn touch_key(&self, pk: &str, id: &str, now: Timestamp) {
+        let sk = key_used_sk(id);
+        if let Ok(Some(item)) = self.store().get(pk, &sk).await {
+            let recent = item
+                .str("at")
+                .and_then(|s| s.parse::<Timestamp>().ok())
+                .is_some_and(|t| now - t < Duration::seconds(LAST_USED_GRANULARITY_SECS));
+            if recent {
+                return;
+            }
+        }
+        let item = Item::new(pk, sk).with("type", "api_key_use").with("at", now.to_rfc3339());
+        if let Err(e) = self.store().transact(vec![Write::Put { item, condition: Condition::None }]).await {
+            tracing::warn!(error = %e, "could not record API key use");
+        }
+    }
+}
+
+fn token_owner_pk(who: &Principal) -> Result<String, ServiceError> {
+    match who {
+        Principal::Person { email } => Ok(codec::user_pk(email)),
+        Principal::LocalOwner => Ok("LOCAL#owner".to_owned()),
+        Principal::ApiKey { .. } => {
+            Err(ServiceError::Forbidden("personal tokens belong to people, not to API keys".into()))
+        }
+    }
+}

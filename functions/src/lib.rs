@@ -1,0 +1,69 @@
+//! teamform-functions: the team service. One axum router (`api::app`) over a
+//! `Store`, hosted by Lambda, by `teamform serve`, or in-process.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod codec;
+pub mod credentials;
+pub mod secret;
+pub mod service;
+pub mod store;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use teamform_core::Catalog;
+use tracing::Instrument;
+
+/// The catalog a deployment runs with: `TEAMFORM_CATALOG` names a preset or
+/// a YAML file; the `standard` preset otherwise.
+pub fn catalog_from_env() -> Result<Catalog, String> {
+    match std::env::var("TEAMFORM_CATALOG") {
+        Ok(v) if !v.is_empty() => load_catalog(&v),
+        _ => Ok(Catalog::standard()),
+    }
+}
+
+/// A preset name, or a path to a catalog YAML file.
+pub fn load_catalog(name_or_path: &str) -> Result<Catalog, String> {
+    if let Some(c) = Catalog::preset(name_or_path) {
+        return Ok(c);
+    }
+    let source = std::fs::read_to_string(name_or_path).map_err(|e| {
+        let presets: Vec<&str> = teamform_core::catalog::PRESETS.iter().map(|(n, _)| *n).collect();
+        format!("catalog `{name_or_path}` is neither a preset ({}) nor a readable file: {e}", presets.join(", "))
+    })?;
+    Catalog::from_yaml(name_or_path, &source).map_err(|d| d.to_string())
+}
+
+/// JSON log lines on stdout, filtered by `RUST_LOG` (default `info`).
+pub fn init_json_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs each request inside a span carrying the Lambda request id, so every
+/// log line of the request names it.
+pub async fn lambda_request_span(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    async move {
+        let res = next.run(req).await;
+        tracing::info!(status = res.status().as_u16(), "handled");
+        res
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,561 @@
+//! The team service: executes changes for a principal. Each batch is
+//! authorized change by change, applied to a snapshot with the core's
+//! invariant checks, and committed atomically under the team version, with
+//! one audit item per change and an outbox item per email, in the same
+//! transaction. A version that moved since the read is `version_conflict`,
+//! never a silent overwrite.
+//!
+//! The service owns no clock and no client of its own: both are injected.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use teamform_core::change::Requirement;
+use teamform_core::model::Roles;
+use teamform_core::{Catalog, Change, ChangeError, Email, TeamId, TeamState, Timestamp};
+
+use crate::auth::{Principal, Standing};
+use crate::clock::Clock;
+use crate::codec;
+use crate::secret;
+use crate::store::{Condition, Item, MAX_TRANSACT_WRITES, Store, StoreError, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("not found")]
+    NotFound,
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the team is at version {actual}, not {expected}")]
+    VersionConflict { expected: u64, actual: u64 },
+    #[error("change {index} ({action}): {error}")]
+    Change { index: usize, action: &'static str, error: ChangeError },
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { code, message: message.into() }
+    }
+}
+
+/// Options of one batch.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOptions {
+    /// Let a person remove their own membership in this batch.
+    #[serde(default)]
+    pub allow_self_removal: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Applied {
+    pub team: TeamId,
+    pub version: u64,
+    pub applied: usize,
+}
+
+/// An email written to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// One change applied in memory, with everything it writes.
+struct Step {
+    /// Data writes (members, invitations, roles, look-ups).
+    writes: Vec<Write>,
+    /// The audit record of the change.
+    audit: Value,
+    mails: Vec<Mail>,
+    /// Team-level fields as they stand after this step.
+    after: codec::Meta,
+    keys: HashSet<(String, String)>,
+}
+
+/// Where a host hands emails after their change committed (locally: files;
+/// in AWS the mailer reads the table's stream instead and no sink is set).
+pub trait MailSink: Send + Sync + 'static {
+    fn deliver(&self, team: &TeamId, mails: &[Mail]);
+}
+
+pub struct Service {
+    mail_sink: Option<Arc<dyn MailSink>>,
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    /// Base of links in emails (`{public_url}/invitations/accept?token=...`).
+    public_url: String,
+}
+
+/// Per-member API view, used by `GET /teams/{team}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberView {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Roles,
+    /// `joined` or `pending`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<bool>,
+    /// Only for principals holding `team.members.signin_method.read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signin_method: Option<String>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>, clock: Arc<dyn Clock>, public_url: String) -> Self {
+        Self { mail_sink: None, store, catalog, clock, public_url }
+    }
+
+    pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
+        self.mail_sink = Some(sink);
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Reads a team snapshot; `None` when the team does not exist. Every read
+    /// pages to the end or fails.
+    pub async fn load(&self, team: &TeamId) -> Result<Option<TeamState>, ServiceError> {
+        let pk = codec::team_pk(team);
+        let s = &self.store;
+        let meta = s.get(&pk, codec::META).await?;
+        if meta.is_none() {
+            return Ok(None);
+        }
+        let members = s.query_all(&pk, codec::MEMBER).await?;
+        let invitations = s.query_all(&pk, codec::INVITE).await?;
+        let roles = s.query_all(&pk, codec::ROLE).await?;
+        let transfer = s.get(&pk, codec::TRANSFER).await?;
+        Ok(codec::state_from_items(meta, members, invitations, roles, transfer)?)
+    }
+
+    /// Loads a team the principal may see, else `NotFound` (never revealing
+    /// that a team exists to an outsider).
+    pub async fn visible(&self, team: &TeamId, who: &Principal) -> Result<TeamState, ServiceError> {
+        let state = self.load(team).await?.ok_or(ServiceError::NotFound)?;
+        if who.standing(&state) == Standing::Outsider {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(state)
+    }
+
+    /// Loads a team and checks one permission.
+    pub async fn authorized(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        permission: &'static str,
+    ) -> Result<TeamState, ServiceError> {
+        let state = self.visible(team, who).await?;
+        if !who.may(&state, &self.catalog, Requirement::Permission(permission)) {
+            return Err(ServiceError::Forbidden(format!("this needs the permission `{permission}`")));
+        }
+        Ok(state)
+    }
+
+    /// Members and pending invitations, filtered, in email order.
+    pub async fn members(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        role: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<MemberView>, ServiceError> {
+        let state = self.authorized(team, who, "team.members.read").await?;
+        let now = self.now();
+        let show_signin =
+            who.may(&state, &self.catalog, Requirement::Permission("team.members.signin_method.read"));
+        let joined = state.members.values().map(|m| MemberView {
+            email: m.email.to_string(),
+            name: m.name.clone(),
+            roles: m.roles.clone(),
+            status: "joined".into(),
+            expires_at: None,
+            expired: None,
+            signin_method: show_signin.then(|| if m.two_factor { "email+2fa" } else { "email" }.to_owned()),
+        });
+        let pending = state.invitations.values().map(|i| MemberView {
+            email: i.email.to_string(),
+            name: i.name.clone(),
+            roles: i.roles.clone(),
+            status: "pending".into(),
+            expires_at: Some(i.expires_at),
+            expired: Some(i.is_expired(now)),
+            signin_method: None,
+        });
+        let mut all: Vec<MemberView> = joined
+            .chain(pending)
+            .filter(|m| role.is_none_or(|r| m.roles.iter().any(|x| x.as_str() == r)))
+            .filter(|m| status.is_none_or(|s| m.status == s))
+            .collect();
+        all.sort_by_key(|m| m.email.to_lowercase());
+        Ok(all)
+    }
+
+    /// Executes a batch of changes. With `expected`, the team must be at that
+    /// version (0: must not exist yet). Validates the whole batch before
+    /// writing anything; commits in parts of at most 100 writes, each part
+    /// conditioned on the version the previous one produced.
+    pub async fn execute(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        changes: &[Change],
+        expected: Option<u64>,
+        options: &BatchOptions,
+    ) -> Result<Applied, ServiceError> {
+        let now = self.now();
+        let loaded = self.load(team).await?;
+        let creating = matches!(changes.first(), Some(Change::CreateTeam { .. }));
+        let mut state = match loaded {
+            Some(state) => {
+                if who.standing(&state) == Standing::Outsider {
+                    return Err(ServiceError::NotFound);
+                }
+                state
+            }
+            None if creating => TeamState::new(team.clone(), String::new(), placeholder_owner(changes)?, now),
+            None => return Err(ServiceError::NotFound),
+        };
+        if creating && state.version != 0 {
+            return Err(ServiceError::Change {
+                index: 0,
+                action: "create_team",
+                error: ChangeError::TeamExists(team.to_string()),
+            });
+        }
+        if let Some(expected) = expected {
+            if expected != state.version {
+                return Err(ServiceError::VersionConflict { expected, actual: state.version });
+            }
+        }
+        let mut steps = Vec::with_capacity(changes.len());
+        for (index, change) in changes.iter().enumerate() {
+            let action = change.action();
+            self.authorize_change(who, &state, change, index, options)?;
+            state.apply(change, &self.catalog, now).map_err(|error| ServiceError::Change { index, action, error })?;
+            steps.push(self.step(&state, change, who, now)?);
+        }
+        // `apply` never touches the version: it is still the one read.
+        let version = self.commit(team, state.version, steps, now).await?;
+        Ok(Applied { team: team.clone(), version, applied: changes.len() })
+    }
+
+    fn authorize_change(
+        &self,
+        who: &Principal,
+        state: &TeamState,
+        change: &Change,
+        index: usize,
+        options: &BatchOptions,
+    ) -> Result<(), ServiceError> {
+        if let Change::CreateTeam { owner, .. } = change {
+            return match who {
+                Principal::LocalOwner => Ok(()),
+                Principal::Person { email } if email == owner => Ok(()),
+                _ => Err(ServiceError::Forbidden("a team is created by its owner".into())),
+            };
+        }
+        let req = change.requirement();
+        if !who.may(state, &self.catalog, req) {
+            let need = match req {
+                Requirement::Owner => "only the owner may do this".to_owned(),
+                Requirement::Permission(p) => format!("this needs the permission `{p}`"),
+            };
+            return Err(ServiceError::Forbidden(format!("change {index} ({}): {need}", change.action())));
+        }
+        if let (Principal::Person { email }, Change::RemoveMember { email: target, .. }) = (who, change) {
+            if email == target && !options.allow_self_removal {
+                return Err(ServiceError::invalid(
+                    "self_removal",
+                    format!("change {index} removes your own access; set allow_self_removal to mean it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The writes, audit record and emails of one change already applied to `state`.
+    fn step(&self, state: &TeamState, change: &Change, who: &Principal, now: Timestamp) -> Result<Step, ServiceError> {
+        let team = &state.team;
+        let pk = codec::team_pk(team);
+        let mut writes = Vec::new();
+        let mut mails = Vec::new();
+        let put = |item: Item| Write::Put { item, condition: Condition::None };
+        let delete = |pk: String, sk: String| Write::Delete { pk, sk, condition: Condition::None };
+        match change {
+            Change::CreateTeam { owner, .. } => {
+                if let Some(m) = state.members.get(owner) {
+                    writes.push(put(codec::member_item(team, m)?));
+                }
+                writes.push(put(user_team_item(owner, team, now)));
+            }
+            Change::RenameTeam { .. } | Change::UpdateSettings { .. } => {}
+            Change::CreateRole { name, .. } | Change::UpdateRole { name, .. } => {
+                if let Some(role) = state.roles.get(name) {
+                    writes.push(put(codec::role_item(team, name, role)?));
+                }
+            }
+            Change::DeleteRole { name, .. } => writes.push(delete(pk.clone(), codec::role_sk(name))),
+            Change::Invite { email, .. } | Change::Reinvite { email, .. } => {
+                let Some(inv) = state.invitations.get(email) else {
+                    return Err(ServiceError::Store(StoreError::Malformed("invitation vanished".into())));
+                };
+                let link = secret::generate("tfi_");
+                writes.push(put(codec::invite_item(team, inv)?));
+                writes.push(put(token_item(&link.hash, "invitation", team, email, inv.created_at, inv.expires_at)));
+                mails.push(Mail {
+                    to: email.to_string(),
+                    subject: format!("You are invited to join {}", state.display_name),
+                    body: format!(
+                        "Hello{},\n\n{} invites you to join the team {} as {}.\n\nAccept: {}/invitations/accept?token={}\n\nThis link works once and expires on {}.\n",
+                        inv.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                        who.actor(),
+                        state.display_name,
+                        roles_text(&inv.roles),
+                        self.public_url,
+                        link.secret,
+                        inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                    ),
+                });
+            }
+            Change::ChangeInvitationRoles { email, .. } => {
+                if let Some(inv) = state.invitations.get(email) {
+                    writes.push(put(codec::invite_item(team, inv)?));
+                }
+            }
+            Change::ChangeRoles { email, .. } => {
+                if let Some(m) = state.members.get(email) {
+                    writes.push(put(codec::member_item(team, m)?));
+                }
+            }
+            Change::RevokeInvitation { email, .. } => writes.push(delete(pk.clone(), codec::invite_sk(email))),
+            Change::RemoveMember { email, .. } => {
+                writes.push(delete(pk.clone(), codec::member_sk(email)));
+                writes.push(delete(codec::user_pk(email), pk.clone()));
+            }
+            Change::TransferOwnership { from, to } => {
+                if let Some(t) = &state.transfer {
+                    let link = secret::generate("tft_");
+                    writes.push(put(codec::transfer_item(team, t)?));
+                    writes.push(put(token_item(&link.hash, "transfer", team, from, t.started_at, t.expires_at)));
+                    mails.push(Mail {
+                        to: from.to_string(),
+                        subject: format!("Confirm the transfer of {} to {to}", state.display_name),
+                        body: format!(
+                            "Ownership of {} is to pass from you to {to}. Confirm: {}/ownership-transfer/confirm?token={}\n\nAfter you confirm, {to} is asked to accept. The request expires on {}.\n",
+                            state.display_name,
+                            self.public_url,
+                            link.secret,
+                            t.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                        ),
+                    });
+                }
+            }
+        }
+        let keys = writes.iter().map(|w| (w.key().0.to_owned(), w.key().1.to_owned())).collect();
+        let audit = json!({
+            "at": now.to_rfc3339(),
+            "actor": who.actor(),
+            "action": change.action(),
+            "change": serde_json::to_value(change).unwrap_or(Value::Null),
+        });
+        Ok(Step { writes, audit, mails, after: codec::Meta::of(state), keys })
+    }
+}
+
+/// How long outbox items stay in the table after they are written.
+const OUTBOX_TTL_DAYS: i64 = 7;
+
+impl Service {
+    /// Commits applied steps in parts of at most 100 writes. Returns the
+    /// version after the last part.
+    async fn commit(&self, team: &TeamId, base: u64, steps: Vec<Step>, now: Timestamp) -> Result<u64, ServiceError> {
+        let mut version = base;
+        let mut chunk: Vec<Step> = Vec::new();
+        let mut count = 1; // the META write
+        let mut keys: HashSet<(String, String)> = HashSet::new();
+        for step in steps {
+            let needed = step.writes.len() + 1 + step.mails.len();
+            let clash = step.keys.iter().any(|k| keys.contains(k));
+            if !chunk.is_empty() && (count + needed > MAX_TRANSACT_WRITES || clash) {
+                version = self.flush(team, version, std::mem::take(&mut chunk), now).await?;
+                count = 1;
+                keys.clear();
+            }
+            count += needed;
+            keys.extend(step.keys.iter().cloned());
+            chunk.push(step);
+        }
+        if !chunk.is_empty() {
+            version = self.flush(team, version, chunk, now).await?;
+        }
+        Ok(version)
+    }
+
+    async fn flush(&self, team: &TeamId, prev: u64, chunk: Vec<Step>, now: Timestamp) -> Result<u64, ServiceError> {
+        let version = prev + 1;
+        let pk = codec::team_pk(team);
+        let mut writes = Vec::new();
+        let mut mails = Vec::new();
+        let mut meta = None;
+        let mut mail_seq = 0;
+        for (seq, step) in chunk.into_iter().enumerate() {
+            writes.extend(step.writes);
+            let mut audit = match step.audit {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            audit.insert("type".into(), "audit".into());
+            audit.insert("version".into(), version.into());
+            writes.push(Write::Put {
+                item: Item { pk: pk.clone(), sk: codec::event_sk(codec::AUDIT, version, seq), attrs: audit },
+                condition: Condition::NotExists,
+            });
+            for mail in step.mails {
+                let item = codec::encode(pk.clone(), codec::event_sk(codec::OUTBOX, version, mail_seq), "outbox", &mail)?
+                    .with("expires_at", (now + Duration::days(OUTBOX_TTL_DAYS)).timestamp());
+                mail_seq += 1;
+                writes.push(Write::Put { item, condition: Condition::NotExists });
+                mails.push(mail);
+            }
+            meta = Some(step.after);
+        }
+        let Some(mut meta) = meta else { return Ok(prev) };
+        meta.version = version;
+        let condition = if prev == 0 { Condition::NotExists } else { Condition::VersionEquals(prev) };
+        let meta_index = writes.len();
+        writes.push(Write::Put { item: meta.item()?, condition });
+        match self.store.transact(writes).await {
+            Ok(()) => {
+                if let (Some(sink), false) = (&self.mail_sink, mails.is_empty()) {
+                    sink.deliver(team, &mails);
+                }
+                Ok(version)
+            }
+            Err(StoreError::ConditionFailed { index, .. }) if index == meta_index && prev == 0 => {
+                Err(ServiceError::Change { index: 0, action: "create_team", error: ChangeError::TeamExists(team.to_string()) })
+            }
+            Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
+                let actual = self.load(team).await?.map(|s| s.version).unwrap_or(0);
+                Err(ServiceError::VersionConflict { expected: prev, actual })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the audit record of a team-level operation that is not a
+    /// `Change` (API keys), bumping the version like any mutation.
+    pub(crate) async fn commit_operation(
+        &self,
+        state: &TeamState,
+        who: &Principal,
+        action: &str,
+        detail: Value,
+        writes: Vec<Write>,
+    ) -> Result<u64, ServiceError> {
+        let now = self.now();
+        let keys = writes.iter().map(|w| (w.key().0.to_owned(), w.key().1.to_owned())).collect();
+        let audit = json!({ "at": now.to_rfc3339(), "actor": who.actor(), "action": action, "change": detail });
+        let step = Step { writes, audit, mails: Vec::new(), after: codec::Meta::of(state), keys };
+        self.commit(&state.team, state.version, vec![step], now).await
+    }
+
+    /// The audit records of a team, oldest first, one page at a time.
+    pub async fn audit(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        page: crate::store::PageRequest,
+    ) -> Result<crate::store::Page, ServiceError> {
+        self.authorized(team, who, "team.audit.read").await?;
+        Ok(self.store.query(&codec::team_pk(team), codec::AUDIT, page).await?)
+    }
+
+    /// Outbox items (emails) of a team, oldest first.
+    pub async fn outbox(&self, team: &TeamId) -> Result<Vec<Mail>, ServiceError> {
+        let items = self.store.query_all(&codec::team_pk(team), codec::OUTBOX).await?;
+        items.iter().map(|i| codec::decode(i, &["expires_at"]).map_err(ServiceError::from)).collect()
+    }
+}
+
+/// The owner named by a batch that creates its team.
+fn placeholder_owner(changes: &[Change]) -> Result<Email, ServiceError> {
+    match changes.first() {
+        Some(Change::CreateTeam { owner, .. }) => Ok(owner.clone()),
+        _ => Err(ServiceError::NotFound),
+    }
+}
+
+fn roles_text(roles: &Roles) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn token_item(hash: &str, kind: &str, team: &TeamId, email: &Email, issued_at: Timestamp, expires: Timestamp) -> Item {
+    Item::new(format!("TOKEN#{hash}"), "TOKEN")
+        .with("type", "link")
+        .with("kind", kind)
+        .with("team", team.as_str())
+        .with("email", email.as_str())
+        .with("issued_at", issued_at.to_rfc3339())
+        .with("valid_until", expires.to_rfc3339())
+        .with("expires_at", expires.timestamp())
+}
+
+fn user_team_item(email: &Email, team: &TeamId, now: Timestamp) -> Item {
+    Item::new(codec::user_pk(email), codec::team_pk(team))
+        .with("type", "user_team")
+        .with("team", team.as_str())
+        .with("joined_at", now.to_rfc3339())
+}
+
+/// Roles given to a credential must exist, never include `owner`, and grant
+/// nothing the granting principal does not hold itself.
+pub(crate) fn check_grant(
+    svc: &Service,
+    state: &TeamState,
+    who: &Principal,
+    roles: &Roles,
+) -> Result<(), ServiceError> {
+    teamform_core::change::check_roles(roles, &svc.catalog, state)
+        .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
+    if let Standing::Roles(own) = who.standing(state) {
+        let mine = svc.catalog.permissions_of(&own, &state.roles);
+        let wanted = svc.catalog.permissions_of(roles, &state.roles);
+        let beyond: BTreeSet<_> = wanted.difference(&mine).map(|p| p.as_str()).collect();
+        if !beyond.is_empty() {
+            return Err(ServiceError::Forbidden(format!(
+                "you cannot grant permissions you do not hold: {}",
+                beyond.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! The SQLite `Store`: one local file (or memory) holding every item in a
+//! single `items` table, used by `teamform serve`, in-process runs and tests.
+//!
+//! It must behave exactly like the DynamoDB store as far as the `Store`
+//! contract goes (see `store::conformance`): the same conditions, the same
+//! limits, the same prefix and page semantics, and the same rejection of
+//! attributes DynamoDB could not hold. It must never block an async worker
+//! thread (every SQLite call runs on the blocking pool) and never panic on
+//! data it reads or is given.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+
+use super::{Condition, Item, Page, PageRequest, Store, StoreError, Write, check_batch};
+
+/// Most items one query page returns, whatever the caller asks for.
+pub const MAX_PAGE: usize = 1000;
+
+/// Deepest nesting of lists and maps DynamoDB accepts; kept here too so
+/// both stores refuse the same items.
+const MAX_NESTING: usize = 32;
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;";
+
+/// A `Store` over one SQLite connection. Cheap to clone: clones share the
+/// connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    // One connection behind a mutex: SQLite serialises writers anyway, and a
+    // single connection keeps `BEGIN IMMEDIATE` simple. The Arc lets each
+    // blocking task own a handle.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, and its parent
+    /// directory, in WAL mode with the schema in place.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        // journal_mode answers with the mode now in force; a file that cannot
+        // switch to WAL (some network file systems) would silently stay in
+        // rollback mode, so say so rather than run with other semantics.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "{}: journal mode is {mode}, expected wal",
+                path.display()
+            )));
+        }
+        Self::with_schema(conn)
+    }
+
+    /// A private database that lives as long as this store (and its clones).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(backend)?;
+        Self::with_schema(conn)
+    }
+
+    fn with_schema(conn: Connection) -> Result<Self, StoreError> {
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a task panicked mid-call; refuse rather
+            // than guess at the connection's state.
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("sqlite connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        self.with_conn(move |conn| {
+            let attrs = read_attrs(conn, &pk, &sk)?;
+            Ok(attrs.map(|attrs| Item { pk, sk, attrs }))
+        })
+        .await
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        page: PageRequest,
+    ) -> Result<Page, StoreError> {
+        let pk = pk.to_owned();
+        let prefix = sk_prefix.to_owned();
+        let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        self.with_conn(move |conn| query_page(conn, pk, &prefix, page.after, limit))
+            .await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        check_batch(&writes)?;
+        for write in &writes {
+            if let Write::Put { item, .. } = write {
+                validate_attrs(&item.attrs)?;
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(move |conn| apply(conn, &writes)).await
+    }
+}
+
+fn query_page(
+    conn: &Connection,
+    pk: String,
+    prefix: &str,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    // A range on the primary key rather than LIKE/substr, so SQLite walks the
+    // index; TEXT compares with memcmp, the byte order DynamoDB uses.
+    let mut sql = String::from("SELECT sk, attrs FROM items WHERE pk = ?1 AND sk >= ?2");
+    let mut args: Vec<rusqlite::types::Value> = vec![pk.clone().into(), prefix.to_owned().into()];
+    if let Some(upper) = prefix_upper_bound(prefix) {
+        args.push(upper.into());
+        sql.push_str(&format!(" AND sk < ?{}", args.len()));
+    }
+    if let Some(after) = after {
+        args.push(after.into());
+        sql.push_str(&format!(" AND sk > ?{}", args.len()));
+    }
+    // One more than the page so we know whether another page follows.
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    args.push(fetch.into());
+    sql.push_str(&format!(" ORDER BY sk LIMIT ?{}", args.len()));
+
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    let mut items = Vec::with_capacity(limit.min(64));
+    for row in rows {
+        let (sk, attrs) = row.map_err(backend)?;
+        let attrs = parse_attrs(&pk, &sk, &attrs)?;
+        items.push(Item {
+            pk: pk.clone(),
+            sk,
+            attrs,
+        });
+    }
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|item| item.sk.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock up front, so no other process can slip a
+    // write between our condition checks and our writes.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(tx_error)?;
+    // Keys are distinct (check_batch), so checking every condition before the
+    // first write sees exactly the state each condition is about.
+    for (index, write) in writes.iter().enumerate() {
+        let (pk, sk) = write.key();
+        let condition = match write {
+            Write::Put { condition, .. }
+            | Write::Delete { condition, .. }
+            | Write::Check { condition, .. } => *condition,
+        };
+        if !condition_holds(&tx, pk, sk, condition)? {
+            // Dropping `tx` rolls back; nothing was written yet anyway.
+            return Err(StoreError::ConditionFailed {
+                index,
+                pk: pk.to_owned(),
+                sk: sk.to_owned(),
+            });
+        }
+    }
+    for write in writes {
+        match write {
+            Write::Put { item, .. } => {
+                let attrs = serde_json::to_string(&item.attrs)
+                    .map_err(|e| StoreError::Malformed(format!("encoding attributes: {e}")))?;
+                tx.prepare_cached(
+                    "INSERT INTO items (pk, sk, attrs) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs",
+                )
+                .and_then(|mut stmt| stmt.execute(params![item.pk, item.sk, attrs]))
+                .map_err(tx_error)?;
+            }
+            Write::Delete { pk, sk, .. } => {
+                tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                    .and_then(|mut stmt| stmt.execute(params![pk, sk]))
+                    .map_err(tx_error)?;
+            }
+            Write::Check { .. } => {}
+        }
+    }
+    tx.commit().map_err(tx_error)
+}
+
+fn condition_holds(
+    conn: &Connection,
+    pk: &str,
+    sk: &str,
+    condition: Condition,
+) -> Result<bool, StoreError> {
+    Ok(match condition {
+        Condition::None => true,
+        Condition::Exists => read_attrs(conn, pk, sk)?.is_some(),
+        Condition::NotExists => read_attrs(conn, pk, sk)?.is_none(),
+        // Only an integer `version` matches: a missing or non-numeric one
+        // does not, as in DynamoDB's `#v = :v`.
+        Condition::VersionEquals(n) => read_attrs(conn, pk, sk)?
+            .is_some_and(|attrs| attrs.get("version").and_then(Value::as_u64) == Some(n)),
+    })
+}
+
+fn read_attrs(
+    conn: &Connection,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<Map<String, Value>>, StoreError> {
+    let raw: Option<String> = conn
+        .prepare_cached("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut stmt| stmt.query_row(params![pk, sk], |row| row.get(0)).optional())
+        .map_err(backend)?;
+    raw.map(|raw| parse_attrs(pk, sk, &raw)).transpose()
+}
+
+fn parse_attrs(pk: &str, sk: &str, raw: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(raw)
+        .map_err(|e| StoreError::Malformed(format!("attributes of {pk} / {sk}: {e}")))
+}
+
+/// Rejects what DynamoDB could not store, so a local run fails where
+/// production would: non-integer numbers anywhere, lists and maps nested
+/// deeper than DynamoDB allows, and attributes named like the keys. (The
+/// same rules as the DynamoDB codec.)
+fn validate_attrs(attrs: &Map<String, Value>) -> Result<(), StoreError> {
+    for name in ["pk", "sk"] {
+        if attrs.contains_key(name) {
+            return Err(StoreError::Malformed(format!(
+                "attribute name {name:?} is reserved for the key"
+            )));
+        }
+    }
+    attrs
+        .values()
+        .try_for_each(|value| validate_value(value, 0))
+}
+
+fn validate_value(value: &Value, depth: usize) -> Result<(), StoreError> {
+    match value {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => Err(
+            StoreError::Malformed(format!("number {n} is not an integer")),
+        ),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_NESTING => Err(StoreError::Malformed(
+            format!("lists and maps nest deeper than {MAX_NESTING}"),
+        )),
+        Value::Array(values) => values.iter().try_for_each(|v| validate_value(v, depth + 1)),
+        Value::Object(map) => map.values().try_for_each(|v| validate_value(v, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, or
+/// `None` when no such bound exists (empty prefix, or only `char::MAX`).
+///
+/// UTF-8 byte order equals code point order, so bumping the last bumpable
+/// char and dropping what follows gives the exclusive upper bound.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            // Skip the surrogate gap, which no `char` can hold.
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+/// Like `backend`, but a lock another process held past the busy timeout is
+/// a conflict: the caller may retry from a fresh read.
+fn tx_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Conflict,
+        _ => backend(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_bumps_last_char() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound("é").as_deref(), Some("ê"));
+    }
+
+    #[test]
+    fn upper_bound_orders_above_every_extension() {
+        for prefix in ["a", "ab", "a\u{7F}", "a\u{FFFF}", "x\u{D7FF}"] {
+            let upper = prefix_upper_bound(prefix).unwrap();
+            for tail in ["", "\u{0}", "z", "\u{10FFFF}\u{10FFFF}"] {
+                let s = format!("{prefix}{tail}");
+                assert!(s.as_bytes() < upper.as_bytes(), "{s:?} < {upper:?}");
+            }
+            assert!(!upper.starts_with(prefix));
+        }
+    }
+
+    #[test]
+    fn validation_rejects_floats_and_key_names() {
+        let mut attrs = Map::new();
+        attrs.insert("n".into(), Value::from(i64::MIN));
+        attrs.insert("u".into(), Value::from(u64::MAX));
+        assert!(validate_attrs(&attrs).is_ok());
+        attrs.insert("f".into(), serde_json::json!([{"x": 1.5}]));
+        assert!(matches!(
+            validate_attrs(&attrs),
+            Err(StoreError::Malformed(_))
+        ));
+        let mut keyed = Map::new();
+        keyed.insert("sk".into(), Value::from("x"));
+        assert!(matches!(
+            validate_attrs(&keyed),
+            Err(StoreError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn validation_limits_nesting_like_dynamodb() {
+        let nest = |levels: usize| {
+            let mut value = serde_json::json!(1);
+            for _ in 0..levels {
+                value = serde_json::json!([value]);
+            }
+            let mut attrs = Map::new();
+            attrs.insert("deep".into(), value);
+            attrs
+        };
+        assert!(validate_attrs(&nest(MAX_NESTING)).is_ok());
+        assert!(matches!(
+            validate_attrs(&nest(MAX_NESTING + 1)),
+            Err(StoreError::Malformed(_))
+        ));
+    }
+}

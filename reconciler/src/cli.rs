@@ -1,0 +1,105 @@
+//! Command-line flags. Parsing only: `run` turns them into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use teamform_core::RemovalLimit;
+
+#[derive(Debug, Parser)]
+#[command(name = "teamform", version, about = "Manage who belongs to a team and what they may do, from team.yaml")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The team service to talk to; without it, the embedded store is used.
+    #[arg(long, env = "TEAMFORM_ENDPOINT", global = true)]
+    pub endpoint: Option<String>,
+    /// Bearer credential for --endpoint (an API key `tfk_...` or a personal token `tfp_...`).
+    #[arg(long, env = "TEAMFORM_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// The embedded store used without --endpoint.
+    #[arg(long, env = "TEAMFORM_STATE", global = true, default_value = ".teamform/state.db")]
+    pub state: PathBuf,
+    /// Catalog for the embedded store: a preset (standard, ably, digitalocean) or a YAML file.
+    /// Defaults to the file's `catalog:` field, else `standard`.
+    #[arg(long, env = "TEAMFORM_CATALOG", global = true)]
+    pub catalog: Option<String>,
+    /// Never color the output (NO_COLOR is respected too).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check team.yaml files without contacting any service.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show what apply would change. Never writes.
+    Plan {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Save the plan, bound to the live version, for `apply PLAN`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Allow more removals than the default 25% of members: a count or a percentage.
+        #[arg(long, value_parser = parse_limit)]
+        max_removals: Option<RemovalLimit>,
+    },
+    /// Apply team.yaml files, or a plan saved with `plan --out`.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        #[arg(long, value_parser = parse_limit)]
+        max_removals: Option<RemovalLimit>,
+    },
+    /// Print a team's live state as team.yaml.
+    Export {
+        #[arg(long)]
+        team: String,
+    },
+    /// Print the roles x permissions matrix.
+    Catalog {
+        /// A preset to show instead of the service's catalog.
+        #[arg(long)]
+        preset: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run the team service locally over HTTP.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`.
+        #[arg(long)]
+        store: Option<String>,
+        /// Base URL for links in emails.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+fn parse_limit(s: &str) -> Result<RemovalLimit, String> {
+    s.parse()
+}

@@ -1,0 +1,218 @@
+//! Talking to the team service: over HTTP to a remote endpoint, or to the
+//! same router in-process over the embedded SQLite store. Both paths speak
+//! the same HTTP requests, so a plan is the same wherever it is computed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use teamform_core::{Catalog, Change, TeamId, TeamState};
+use teamform_functions::api::{Anonymous, AppState, app};
+use teamform_functions::clock::SystemClock;
+use teamform_functions::service::{Applied, Mail, MailSink, Service};
+use teamform_functions::store::sqlite::SqliteStore;
+use tower::ServiceExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service answered with a problem.
+    #[error("{detail} [{code}, HTTP {status}]")]
+    Api { status: u16, code: String, detail: String, body: Value },
+    #[error("cannot reach {endpoint}: {message}")]
+    Transport { endpoint: String, message: String },
+    #[error("unexpected answer from the service: {0}")]
+    Protocol(String),
+    #[error("cannot open the embedded store at {path}: {message}")]
+    Store { path: String, message: String },
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn change_index(&self) -> Option<usize> {
+        match self {
+            ClientError::Api { body, .. } => body.get("change_index")?.as_u64().map(|i| i as usize),
+            _ => None,
+        }
+    }
+}
+
+enum Transport {
+    InProcess(Router),
+    Remote { base: String, token: Option<String>, http: reqwest::Client },
+}
+
+pub struct Client {
+    transport: Transport,
+    /// Where the endpoint is, for messages.
+    pub describe: String,
+}
+
+/// Writes local emails as files under a directory.
+struct FileMail(PathBuf);
+
+impl MailSink for FileMail {
+    fn deliver(&self, team: &TeamId, mails: &[Mail]) {
+        if std::fs::create_dir_all(&self.0).is_err() {
+            return;
+        }
+        for mail in mails {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
+            let safe: String =
+                mail.to.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '@' { c } else { '_' }).collect();
+            let path = self.0.join(format!("{stamp}-{team}-{safe}.eml"));
+            let text = format!("To: {}\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body);
+            let _ = std::fs::write(path, text);
+        }
+    }
+}
+
+/// Builds the router over an embedded SQLite store, as a local service would.
+pub fn local_service(state: &Path, catalog: Catalog, public_url: &str) -> Result<Arc<Service>, ClientError> {
+    let store = SqliteStore::open(state)
+        .map_err(|e| ClientError::Store { path: state.display().to_string(), message: e.to_string() })?;
+    let outbox = state.parent().unwrap_or(Path::new(".")).join("outbox");
+    let service = Service::new(Arc::new(store), Arc::new(catalog), Arc::new(SystemClock), public_url.to_owned())
+        .with_mail_sink(Arc::new(FileMail(outbox)));
+    Ok(Arc::new(service))
+}
+
+impl Client {
+    /// The router in-process over SQLite at `state`, acting as the local owner.
+    pub fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
+        let service = local_service(state, catalog, "http://localhost")?;
+        let router = app(AppState::new(service, Anonymous::LocalOwner));
+        Ok(Client { transport: Transport::InProcess(router), describe: format!("embedded store {}", state.display()) })
+    }
+
+    pub fn remote(endpoint: &str, token: Option<String>) -> Client {
+        let base = endpoint.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("teamform/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Client { describe: base.clone(), transport: Transport::Remote { base, token, http } }
+    }
+
+    /// One request; returns status, ETag version and JSON body. Problem
+    /// responses become `ClientError::Api`.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+    ) -> Result<(StatusCode, Option<u64>, Value), ClientError> {
+        let (status, etag, bytes) = match &self.transport {
+            Transport::InProcess(router) => {
+                let mut req = Request::builder().method(method).uri(path);
+                if let Some(v) = if_match {
+                    req = req.header(header::IF_MATCH, format!("\"{v}\""));
+                }
+                let req = match body {
+                    Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+                    None => req.body(Body::empty()),
+                }
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let res = router.clone().oneshot(req).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let status = res.status();
+                let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let bytes = res
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?
+                    .to_bytes()
+                    .to_vec();
+                (status, etag, bytes)
+            }
+            Transport::Remote { base, token, http } => {
+                let mut req = http.request(method, format!("{base}{path}"));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(v) = if_match {
+                    req = req.header(header::IF_MATCH, format!("\"{v}\""));
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                let res = req
+                    .send()
+                    .await
+                    .map_err(|e| ClientError::Transport { endpoint: base.clone(), message: e.to_string() })?;
+                let status = res.status();
+                let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let bytes = res
+                    .bytes()
+                    .await
+                    .map_err(|e| ClientError::Transport { endpoint: base.clone(), message: e.to_string() })?
+                    .to_vec();
+                (status, etag, bytes)
+            }
+        };
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|_| {
+                ClientError::Protocol(format!("HTTP {status} with a body that is not JSON from {}", self.describe))
+            })?
+        };
+        let version = etag.and_then(|e| e.trim_start_matches("W/").trim_matches('"').parse().ok());
+        if !status.is_success() {
+            let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: if text("code").is_empty() { "http_error".into() } else { text("code") },
+                detail: if text("detail").is_empty() { format!("HTTP {status}") } else { text("detail") },
+                body: value,
+            });
+        }
+        Ok((status, version, value))
+    }
+
+    fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ClientError> {
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub async fn catalog(&self) -> Result<Catalog, ClientError> {
+        let (_, _, v) = self.call(Method::GET, "/catalog", None, None).await?;
+        Self::parse(v)
+    }
+
+    /// The live team, or `None` when it does not exist (or is not visible).
+    pub async fn state(&self, team: &TeamId) -> Result<Option<TeamState>, ClientError> {
+        match self.call(Method::GET, &format!("/teams/{team}/state"), None, None).await {
+            Ok((_, _, v)) => Self::parse(v).map(Some),
+            Err(e) if e.code() == Some("not_found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies one batch atomically at the given version.
+    pub async fn apply(&self, team: &TeamId, changes: &[Change], if_match: u64) -> Result<Applied, ClientError> {
+        let body = serde_json::json!({ "changes": changes });
+        let (_, _, v) = self.call(Method::POST, &format!("/teams/{team}/changes"), Some(&body), Some(if_match)).await?;
+        Self::parse(v)
+    }
+
+    /// A raw GET, for commands that print what the service says.
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        Ok(self.call(Method::GET, path, None, None).await?.2)
+    }
+
+    /// A raw POST with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        Ok(self.call(Method::POST, path, Some(body), None).await?.2)
+    }
+}

@@ -1,0 +1,9 @@
+//! teamform, the reconciler: reads team.yaml, plans against the live team
+//! through the service API (remote, or the same router in-process over the
+//! embedded store), renders the plan, and applies it.
+
+pub mod cli;
+pub mod client;
+pub mod render;
+pub mod run;
+pub mod serve;
