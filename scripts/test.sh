@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The project's test command.
+#
+#   scripts/test.sh [extra cargo test args]     e.g. scripts/test.sh -p teamform-core
+#
+# Needs only Rust and Python 3 (3.11 checked). It:
+#   1. creates .venv-test/ (gitignored) from scripts/requirements-test.txt,
+#      again whenever that file changes;
+#   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
+#      and stops it on exit, whatever the outcome;
+#   3. lints infra/template.yaml (SAM transform + cfn-lint);
+#   4. runs `cargo test --workspace --locked "$@"` against moto and exits with
+#      cargo's status.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+PYTHON=${PYTHON:-python3}
+VENV="$ROOT/.venv-test"
+REQS="$ROOT/scripts/requirements-test.txt"
+STAMP="$VENV/.requirements.sha256"
+
+stage() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$ROOT/target"
+
+# --- 1. Python tools -------------------------------------------------------
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=/path/to/python3)"
+command -v curl >/dev/null || die "curl not found"
+
+want_stamp="$( { sha256sum "$REQS" | cut -d' ' -f1; "$PYTHON" -c 'import sys; print(sys.version)'; } )"
+{
+    # One setup at a time when several runs start together.
+    if command -v flock >/dev/null; then flock 9; fi
+    if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want_stamp" ]]; then
+        stage "venv: installing scripts/requirements-test.txt into .venv-test/"
+        start=$SECONDS
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV" || die "could not create $VENV (is the venv module installed?)"
+        "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQS" \
+            || { rm -rf "$VENV"; die "pip install -r scripts/requirements-test.txt failed"; }
+        printf '%s\n' "$want_stamp" >"$STAMP"
+        stage "venv: ready in $((SECONDS - start)) s"
+    else
+        stage "venv: .venv-test/ up to date"
+    fi
+} 9>"$ROOT/target/.venv-test.lock"
+
+# --- 2. moto server --------------------------------------------------------
+PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+MOTO_LOG="$ROOT/target/moto-server-$PORT.log"
+MOTO_PID=
+
+cleanup() {
+    local status=$?
+    if [[ -n "$MOTO_PID" ]]; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+        if [[ $status -eq 0 ]]; then
+            rm -f "$MOTO_LOG"
+        else
+            printf 'moto log: %s\n' "${MOTO_LOG#"$ROOT"/}" >&2
+        fi
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+
+deadline=$((SECONDS + 30))
+until curl -sf -o /dev/null "http://127.0.0.1:$PORT/moto-api/"; do
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+        tail -n 20 "$MOTO_LOG" >&2 || true
+        die "moto_server exited before it became ready"
+    fi
+    if ((SECONDS >= deadline)); then
+        tail -n 20 "$MOTO_LOG" >&2 || true
+        die "moto_server not ready on 127.0.0.1:$PORT after 30 s"
+    fi
+    sleep 0.2
+done
+stage "moto: listening on 127.0.0.1:$PORT (pid $MOTO_PID)"
+
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$PORT"
+export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+export TEAMFORM_TEST_MOTO=1
+
+# --- 3. infrastructure template ---------------------------------------------
+# cfn-lint on the SAM template itself, then the SAM transform (offline, as
+# `sam validate` does it) and cfn-lint again on the CloudFormation it expands
+# to: that also checks the routes, the authorizer and the generated resources.
+mkdir -p "$ROOT/target/infra"
+"$VENV/bin/cfn-lint" infra/template.yaml || die "cfn-lint infra/template.yaml failed"
+"$VENV/bin/python" - infra/template.yaml target/infra/template.expanded.json <<'PY' || die "SAM transform of infra/template.yaml failed"
+import json
+import sys
+
+from boto3.session import Session
+from samtranslator.parser.parser import Parser
+from samtranslator.public.exceptions import InvalidDocumentException
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+src, dst = sys.argv[1], sys.argv[2]
+with open(src) as f:
+    template = yaml_parse(f.read())
+# The translator wants packaged code; a local CodeUri is what `sam build` packages.
+for resource in template.get("Resources", {}).values():
+    if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function":
+        resource.setdefault("Properties", {})["CodeUri"] = "s3://bucket/code.zip"
+translator = Translator(
+    managed_policy_map=None,
+    sam_parser=Parser(),
+    plugins=[],
+    boto_session=Session(region_name="us-east-1"),
+)
+try:
+    expanded = translator.translate(
+        sam_template=template, parameter_values={}, get_managed_policy_map=lambda: {}
+    )
+except InvalidDocumentException as e:
+    for cause in e.causes:
+        print(f"{src}: {cause.message}", file=sys.stderr)
+    sys.exit(1)
+with open(dst, "w") as f:
+    json.dump(expanded, f, indent=1)
+PY
+"$VENV/bin/cfn-lint" target/infra/template.expanded.json || die "cfn-lint on the expanded template failed"
+stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
+
+# --- 4. Rust tests ----------------------------------------------------------
+stage "cargo test --workspace --locked $*"
+status=0
+cargo test --workspace --locked "$@" || status=$?
+exit "$status"
