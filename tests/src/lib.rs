@@ -127,3 +127,5 @@ impl Store for SerialTransactions {
         })
     }
 }
+
+pub mod race;
