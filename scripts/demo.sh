@@ -11,7 +11,7 @@ teamform=target/debug/teamform
 state_dir=target/demo
 rm -rf "$state_dir"
 export TEAMFORM_STATE="$state_dir/state.db"
-export TEAMFORM_ENDPOINT=
+unset TEAMFORM_ENDPOINT TEAMFORM_TOKEN TEAMFORM_CATALOG
 
 for file in examples/acme/team.yaml examples/digitalocean/team.yaml; do
   echo

@@ -94,6 +94,8 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 export TEAMFORM_TEST_MOTO=1
+# Python with boto3 (from moto), for tests that read the table without teamform code.
+export TEAMFORM_TEST_PYTHON="$VENV/bin/python"
 
 # --- 3. infrastructure template ---------------------------------------------
 # cfn-lint on the SAM template itself, then the SAM transform (offline, as

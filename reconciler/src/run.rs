@@ -13,7 +13,7 @@ use teamform_core::spec::{TeamSpec, declared_catalog};
 use teamform_core::{Catalog, Change, Plan, RemovalLimit, TeamId, TeamState};
 
 use crate::cli::{Cli, Command, Format, Global};
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 use crate::render;
 
 /// Changes sent per request; each request is atomic at one version.
@@ -65,7 +65,7 @@ fn local_catalog(g: &Global, declared: Option<&str>) -> Result<Catalog> {
 
 /// A client and the catalog it serves.
 async fn connect(g: &Global, declared: Option<&str>) -> Result<(Client, Catalog)> {
-    match &g.endpoint {
+    match g.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(endpoint) => {
             let client = Client::remote(endpoint, g.token.clone());
             let catalog = client.catalog().await.context("cannot read the service's catalog")?;
@@ -333,7 +333,7 @@ async fn catalog_cmd(g: &Global, preset: Option<&str>, format: Format) -> Result
             let names: Vec<&str> = teamform_core::catalog::PRESETS.iter().map(|(n, _)| *n).collect();
             anyhow!("no preset named `{name}`; presets: {}", names.join(", "))
         })?,
-        None if g.endpoint.is_some() => connect(g, None).await?.1,
+        None if g.endpoint.as_deref().is_some_and(|e| !e.trim().is_empty()) => connect(g, None).await?.1,
         None => local_catalog(g, None)?,
     };
     match format {

@@ -129,3 +129,4 @@ impl Store for SerialTransactions {
 }
 
 pub mod race;
+pub mod cli;

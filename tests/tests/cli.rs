@@ -1,0 +1,253 @@
+//! The `teamform` binary run as a process: plan, apply, validate, catalog,
+//! saved plans, the removal limit, and `serve` giving the same plan as the
+//! in-process run.
+
+use std::path::Path;
+
+use serde_json::Value;
+use teamform_tests::cli::{Run, root, serve, teamform};
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write fixture");
+    path.display().to_string()
+}
+
+fn team_yaml(members: &[(&str, &str)]) -> String {
+    let mut out = String::from("version: 1\nteam: acme\nowner: alice@acme.com\nmembers:\n");
+    for (email, role) in members {
+        out.push_str(&format!("  - email: {email}\n    roles: [{role}]\n"));
+    }
+    out
+}
+
+const TEN: &[(&str, &str)] = &[
+    ("m0@acme.com", "viewer"),
+    ("m1@acme.com", "viewer"),
+    ("m2@acme.com", "developer"),
+    ("m3@acme.com", "developer"),
+    ("m4@acme.com", "admin"),
+    ("m5@acme.com", "billing"),
+    ("m6@acme.com", "viewer"),
+    ("m7@acme.com", "modifier"),
+    ("m8@acme.com", "viewer"),
+];
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+}
+
+/// Lines of a text plan that describe changes.
+fn change_lines(plan: &str) -> Vec<String> {
+    plan.lines()
+        .map(str::trim)
+        .filter(|l| ["+ ", "~ ", "- ", "! "].iter().any(|p| l.starts_with(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn example_applies_then_plans_clean_and_one_edit_is_one_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = root().join("examples/acme/team.yaml");
+    let text = std::fs::read_to_string(&example).expect("example");
+    let file = write(dir.path(), "team.yaml", &text);
+
+    let plan = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
+    assert_eq!(plan.code, 2, "changes present: {}", plan.stderr);
+    assert!(plan.stdout.contains("+ invite bob@acme.com as admin"), "{}", plan.stdout);
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    let again = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
+    ok(&again);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+
+    let edited = text.replace("roles: [modifier]", "roles: [developer]");
+    assert_ne!(edited, text);
+    write(dir.path(), "team.yaml", &edited);
+    let one = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
+    assert_eq!(one.code, 2);
+    assert_eq!(
+        change_lines(&one.stdout),
+        ["~ change invitation roles of frank@acme.com: modifier -> developer"],
+        "{}",
+        one.stdout
+    );
+}
+
+#[test]
+fn validate_reports_every_mistake_with_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "bad.yaml",
+        "version: 1\nteam: Acme Corp\nowner: alice@acme.com\ncolour: blue\nmembers:\n  - email: bob@acme.com\n    roles: [wizard]\n  - email: BOB@acme.com\n    roles: [viewer]\n  - email: alice@acme.com\n    roles: [admin]\n  - email: not-an-email\n    roles: [viewer]\n",
+    );
+    let run = teamform(dir.path(), &["validate", &file], &[]);
+    assert_eq!(run.code, 1);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(file.as_str())).filter(|l| !l.ends_with("error(s)")).collect();
+    assert_eq!(errors.len(), 6, "{}", run.stderr);
+    for (line, col, what) in [
+        (2, 7, "team id"),
+        (4, 1, "unknown field `colour`"),
+        (7, 13, "unknown role `wizard`"),
+        (8, 12, "duplicate member BOB@acme.com"),
+        (10, 12, "is the owner"),
+        (12, 12, "not a valid email"),
+    ] {
+        let place = format!("{file}:{line}:{col}: ");
+        assert!(
+            errors.iter().any(|e| e.starts_with(&place) && e.contains(what)),
+            "expected `{what}` at {place}\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn no_input_makes_any_command_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs: &[&[u8]] = &[b"", b"\xff\xfe\x00binary", b"[[[[", b":", b"- - -", b"version: 1\nteam: [a]\nowner: {x: 1}\nmembers: 7\n", b"\t- x"];
+    for (i, input) in inputs.iter().enumerate() {
+        let path = dir.path().join(format!("in{i}.yaml"));
+        std::fs::write(&path, input).expect("write");
+        let p = path.display().to_string();
+        for args in [vec!["validate", &p], vec!["plan", &p], vec!["apply", "--auto-approve", &p]] {
+            let run = teamform(dir.path(), &args, &[]);
+            assert_eq!(run.code, 1, "{args:?} on {input:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        }
+    }
+    let run = teamform(dir.path(), &["plan", "does-not-exist.yaml"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("cannot read does-not-exist.yaml"), "{}", run.stderr);
+    let run = teamform(dir.path(), &["export", "--team", "NOT VALID"], &[]);
+    assert_eq!(run.code, 1);
+    let run = teamform(dir.path(), &["plan", "x.yaml", "--max-removals", "lots"], &[]);
+    assert_eq!(run.code, 2, "clap's usage error code");
+    assert!(run.stderr.contains("removal limit"), "{}", run.stderr);
+}
+
+/// Parses the seed table rows of the Ably page and compares them with the
+/// binary's catalog JSON, cell by cell.
+#[test]
+fn ably_catalog_matches_the_seed_table_cell_by_cell() {
+    let seed = std::fs::read_to_string(root().join("core/tests/fixtures/ably_seed.txt")).expect("seed");
+    let run = teamform(Path::new("."), &["catalog", "--preset", "ably", "--format", "json"], &[]);
+    ok(&run);
+    let json: Value = serde_json::from_str(&run.stdout).expect("catalog json");
+    let perms = json["permissions"].as_array().expect("permissions");
+    let roles = ["developer", "billing", "admin", "owner"];
+    let mut compared = 0;
+    for line in seed.lines() {
+        let cells: String = line.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        if cells.chars().count() != 4 || !cells.chars().all(|c| c == '✓' || c == '-') {
+            continue;
+        }
+        let label = line.trim_end_matches(['✓', '-']);
+        if label.is_empty() || label == "Permission" {
+            continue;
+        }
+        let perm = perms.iter().find(|p| p["label"] == label).unwrap_or_else(|| panic!("no permission labelled {label:?}"));
+        for (role, cell) in roles.iter().zip(cells.chars()) {
+            assert_eq!(perm["roles"][role], cell == '✓', "{label} / {role}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 18 * 4);
+}
+
+#[test]
+fn removing_thirty_percent_is_refused_until_the_limit_is_raised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(TEN));
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    // 10 members (owner included); remove 3 = 30 %.
+    write(dir.path(), "team.yaml", &team_yaml(&TEN[3..]));
+    let plan = teamform(dir.path(), &["plan", &file], &[]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    let apply = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
+    assert_eq!(apply.code, 1);
+    assert!(apply.stderr.contains("removal limit is 2"), "{}", apply.stderr);
+    assert!(apply.stderr.contains("--max-removals") && apply.stderr.contains("max_removals"), "{}", apply.stderr);
+    let still = teamform(dir.path(), &["plan", &file, "--detailed-exitcode", "--max-removals", "30%"], &[]);
+    assert_eq!(still.code, 2, "nothing was removed by the refused apply");
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve", "--max-removals", "30%"], &[]));
+    ok(&teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]));
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_the_team_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..3]));
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    write(dir.path(), "team.yaml", &team_yaml(&TEN[..4]));
+    let saved = dir.path().join("plan.json").display().to_string();
+    ok(&teamform(dir.path(), &["plan", &file, "--out", &saved], &[]));
+    // Someone else changes the team before the saved plan is applied.
+    let other = write(dir.path(), "other.yaml", &team_yaml(&TEN[..5]));
+    ok(&teamform(dir.path(), &["apply", &other, "--auto-approve"], &[]));
+    let stale = teamform(dir.path(), &["apply", &saved, "--auto-approve"], &[]);
+    assert_eq!(stale.code, 1);
+    assert!(stale.stderr.contains("stale"), "{}", stale.stderr);
+
+    // A fresh saved plan applies.
+    ok(&teamform(dir.path(), &["plan", &file, "--out", &saved, "--max-removals", "1"], &[]));
+    ok(&teamform(dir.path(), &["apply", &saved, "--auto-approve"], &[]));
+}
+
+#[test]
+fn apply_refuses_to_prompt_without_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..2]));
+    let run = teamform(dir.path(), &["apply", &file], &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
+    let after = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
+    assert_eq!(after.code, 2, "nothing was applied");
+}
+
+#[test]
+fn markdown_and_json_plans_carry_summary_diff_and_format_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..2]));
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    write(dir.path(), "team.yaml", &team_yaml(&[("m0@acme.com", "admin"), ("m1@acme.com", "viewer")]));
+    let md = teamform(dir.path(), &["plan", &file, "--format", "markdown"], &[]);
+    ok(&md);
+    assert!(md.stdout.contains("| Action | Count |"), "{}", md.stdout);
+    assert!(md.stdout.contains("<details>") && md.stdout.contains("-    roles: [viewer]") && md.stdout.contains("+    roles: [admin]"), "{}", md.stdout);
+    let json = teamform(dir.path(), &["plan", &file, "--format", "json"], &[]);
+    ok(&json);
+    let v: Value = serde_json::from_str(&json.stdout).expect("json plan");
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["changes"][0]["op"], "change_invitation_roles");
+    assert_eq!(v["counts"]["change"], 1);
+    let plain = teamform(dir.path(), &["plan", &file], &[("NO_COLOR", "1")]);
+    assert!(!plain.stdout.contains('\u{1b}'), "no color off a terminal");
+}
+
+#[test]
+fn serve_gives_the_same_plan_as_the_in_process_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..4]));
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    write(dir.path(), "team.yaml", &team_yaml(&[("m0@acme.com", "admin"), ("m1@acme.com", "viewer"), ("new@acme.com", "viewer"), ("m3@acme.com", "developer")]));
+    let local = teamform(dir.path(), &["plan", &file, "--format", "json"], &[]);
+    ok(&local);
+
+    let served = serve(dir.path(), &[]);
+    let remote = teamform(dir.path(), &["plan", &file, "--format", "json", "--endpoint", &served.url, "--token", &served.token], &[]);
+    ok(&remote);
+    let strip = |s: &str| {
+        let mut v: Value = serde_json::from_str(s).expect("json");
+        v["generated_at"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(&local.stdout), strip(&remote.stdout));
+    let without_token = teamform(dir.path(), &["plan", &file, "--endpoint", &served.url], &[]);
+    assert_eq!(without_token.code, 1);
+    assert!(without_token.stderr.contains("unauthenticated"), "{}", without_token.stderr);
+    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve", "--endpoint", &served.url, "--token", &served.token], &[]));
+    ok(&teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]));
+}
