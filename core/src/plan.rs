@@ -4,12 +4,13 @@
 //! Pure and synchronous: no I/O, no clock (callers pass `now`). A plan is
 //! data; rendering and applying happen elsewhere.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, RoleName};
 use crate::change::Change;
 use crate::model::{TeamState, Timestamp};
 use crate::spec::{self, TeamSpec, Unmanaged};
@@ -169,6 +170,36 @@ pub struct PlanOptions {
     pub max_removals: Option<RemovalLimit>,
 }
 
+/// The roles held by the people a plan does not touch: the live and the
+/// desired owner, and under `unmanaged: ignore` everyone the spec does not list.
+fn held_by_people_left_alone<'a>(spec: &TeamSpec, live: &'a TeamState) -> BTreeSet<&'a RoleName> {
+    let left_alone = |e: &crate::model::Email| {
+        e == &live.owner
+            || e == &spec.owner
+            || (spec.policy.unmanaged == Unmanaged::Ignore && !spec.members.contains_key(e))
+    };
+    live.members
+        .values()
+        .map(|m| (&m.email, &m.roles))
+        .chain(live.invitations.values().map(|i| (&i.email, &i.roles)))
+        .filter(|(e, _)| left_alone(e))
+        .flat_map(|(_, roles)| roles.iter())
+        .collect()
+}
+
+/// Moves `live` (ordered by email) up to `email`: hands every entry before it
+/// to `unlisted` and returns the entry for `email`, if there is one.
+fn advance_to<'a, T>(
+    live: &mut std::iter::Peekable<std::collections::btree_map::Iter<'a, crate::model::Email, T>>,
+    email: &crate::model::Email,
+    mut unlisted: impl FnMut(&'a T),
+) -> Option<&'a T> {
+    while let Some((_, entry)) = live.next_if(|(key, _)| *key < email) {
+        unlisted(entry);
+    }
+    live.next_if(|(key, _)| *key == email).map(|(_, entry)| entry)
+}
+
 /// Plans with the spec's own policy.
 pub fn plan(spec: &TeamSpec, live: &TeamState, catalog: &Catalog, now: Timestamp) -> Plan {
     plan_with(spec, live, catalog, now, PlanOptions::default())
@@ -216,9 +247,17 @@ pub fn plan_with(
                 Some(_) => {}
             }
         }
+        // A role still held by someone this plan leaves alone (a member the
+        // spec ignores, or the incoming owner until the transfer completes)
+        // cannot be deleted yet: the deletion would fail on apply. It is
+        // planned once nobody left alone holds it.
+        let mut kept: Option<BTreeSet<&RoleName>> = None;
         for (name, role) in &live.roles {
             if !desired.contains_key(name) {
-                changes.push(Change::DeleteRole { name: name.clone(), role: role.clone() });
+                let kept = kept.get_or_insert_with(|| held_by_people_left_alone(spec, live));
+                if !kept.contains(name) {
+                    changes.push(Change::DeleteRole { name: name.clone(), role: role.clone() });
+                }
             }
         }
     }
@@ -226,11 +265,33 @@ pub fn plan_with(
     // People. The live owner and the desired owner are handled by the
     // ownership transfer alone: ownership is never planned as a role edit.
     let is_owner = |e: &crate::model::Email| e == &live.owner || e == &spec.owner;
+    let remove_unlisted = spec.policy.unmanaged == Unmanaged::Remove;
+    let mut revocations = Vec::new();
+    let mut removals = Vec::new();
+    // The spec and the live maps are ordered by the same normalized email: one
+    // merged walk over the three finds every match without a lookup, so the
+    // cost stays linear in the size of the team.
+    let mut members = live.members.iter().peekable();
+    let mut invitations = live.invitations.iter().peekable();
     for (email, want) in &spec.members {
+        let member = advance_to(&mut members, email, |member| {
+            if remove_unlisted && !is_owner(&member.email) {
+                removals.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
+            }
+        });
+        let invitation = advance_to(&mut invitations, email, |inv| {
+            if remove_unlisted && !is_owner(&inv.email) {
+                revocations.push(Change::RevokeInvitation {
+                    email: inv.email.clone(),
+                    roles: inv.roles.clone(),
+                    created_at: inv.created_at,
+                });
+            }
+        });
         if is_owner(email) {
             continue;
         }
-        if let Some(member) = live.members.get(email) {
+        if let Some(member) = member {
             if member.roles != want.roles {
                 changes.push(Change::ChangeRoles {
                     email: member.email.clone(),
@@ -238,7 +299,7 @@ pub fn plan_with(
                     to: want.roles.clone(),
                 });
             }
-        } else if let Some(inv) = live.invitations.get(email) {
+        } else if let Some(inv) = invitation {
             if inv.is_expired(now) {
                 changes.push(Change::Reinvite {
                     email: inv.email.clone(),
@@ -257,22 +318,20 @@ pub fn plan_with(
             changes.push(Change::Invite { email: want.email.clone(), name: want.name.clone(), roles: want.roles.clone() });
         }
     }
-    if spec.policy.unmanaged == Unmanaged::Remove {
-        for inv in live.invitations.values() {
-            if !spec.members.contains_key(&inv.email) && !is_owner(&inv.email) {
-                changes.push(Change::RevokeInvitation {
-                    email: inv.email.clone(),
-                    roles: inv.roles.clone(),
-                    created_at: inv.created_at,
-                });
-            }
+    if remove_unlisted {
+        for (_, inv) in invitations.filter(|(e, _)| !is_owner(e)) {
+            revocations.push(Change::RevokeInvitation {
+                email: inv.email.clone(),
+                roles: inv.roles.clone(),
+                created_at: inv.created_at,
+            });
         }
-        for member in live.members.values() {
-            if !spec.members.contains_key(&member.email) && !is_owner(&member.email) {
-                changes.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
-            }
+        for (_, member) in members.filter(|(e, _)| !is_owner(e)) {
+            removals.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
         }
     }
+    changes.extend(revocations);
+    changes.extend(removals);
 
     if spec.owner != live.owner {
         let pending = live.transfer.as_ref().is_some_and(|t| t.to == spec.owner && now < t.expires_at);
