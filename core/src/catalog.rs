@@ -15,16 +15,34 @@ use crate::yaml::{self, Collector, Diagnostics, Loc};
 
 /// The service permissions: fixed, enforced by the service itself.
 pub const SERVICE_PERMISSIONS: &[(&str, &str)] = &[
-    ("team.members.read", "See members, invitations and their roles"),
-    ("team.members.invite", "Invite people, resend and revoke invitations"),
+    (
+        "team.members.read",
+        "See members, invitations and their roles",
+    ),
+    (
+        "team.members.invite",
+        "Invite people, resend and revoke invitations",
+    ),
     ("team.members.remove", "Remove members"),
-    ("team.members.roles", "Change the roles of members and invitations"),
-    ("team.members.signin_method.read", "See each member's sign-in method"),
-    ("team.roles.manage", "Create, change and delete custom roles"),
+    (
+        "team.members.roles",
+        "Change the roles of members and invitations",
+    ),
+    (
+        "team.members.signin_method.read",
+        "See each member's sign-in method",
+    ),
+    (
+        "team.roles.manage",
+        "Create, change and delete custom roles",
+    ),
     ("team.api_keys.manage", "Create and revoke API keys"),
     ("team.settings.read", "See team settings"),
     ("team.settings.manage", "Change team settings"),
-    ("team.security.manage", "Configure single sign-on and enforce 2FA"),
+    (
+        "team.security.manage",
+        "Configure single sign-on and enforce 2FA",
+    ),
     ("team.audit.read", "Read the audit log"),
     ("team.close", "Close the team"),
 ];
@@ -54,8 +72,13 @@ impl RoleName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let ok = (1..=64).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if ok { Ok(Self(s.to_owned())) } else { Err(NameError::Role(s.to_owned())) }
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(NameError::Role(s.to_owned()))
+        }
     }
 
     pub fn owner() -> Self {
@@ -92,9 +115,14 @@ impl Permission {
             && s.split('.').all(|w| {
                 !w.is_empty()
                     && w.starts_with(|c: char| c.is_ascii_lowercase())
-                    && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             });
-        if ok { Ok(Self(s.to_owned())) } else { Err(NameError::Permission(s.to_owned())) }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(NameError::Permission(s.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -217,7 +245,9 @@ impl Catalog {
         custom: &'a BTreeMap<RoleName, crate::model::CustomRole>,
         permission: &str,
     ) -> bool {
-        self.permissions_of(roles, custom).iter().any(|p| p.as_str() == permission)
+        self.permissions_of(roles, custom)
+            .iter()
+            .any(|p| p.as_str() == permission)
     }
 
     /// Reads a catalog file. Every error is reported with its place.
@@ -242,13 +272,16 @@ impl Catalog {
             match key.as_str() {
                 "name" => catalog.name = yaml::string(value, "`name`", &mut c).unwrap_or_default(),
                 "description" => {
-                    catalog.description = yaml::string(value, "`description`", &mut c).unwrap_or_default()
+                    catalog.description =
+                        yaml::string(value, "`description`", &mut c).unwrap_or_default()
                 }
                 "multiple_roles" => {
-                    catalog.multiple_roles = yaml::boolean(value, "`multiple_roles`", &mut c).unwrap_or(false)
+                    catalog.multiple_roles =
+                        yaml::boolean(value, "`multiple_roles`", &mut c).unwrap_or(false)
                 }
                 "custom_roles" => {
-                    catalog.custom_roles = yaml::boolean(value, "`custom_roles`", &mut c).unwrap_or(false)
+                    catalog.custom_roles =
+                        yaml::boolean(value, "`custom_roles`", &mut c).unwrap_or(false)
                 }
                 "previous_owner_role" => {
                     if let Some(s) = yaml::string(value, "`previous_owner_role`", &mut c) {
@@ -268,18 +301,32 @@ impl Catalog {
         }
         if let Some(node) = perm_node {
             for (id, loc, value) in yaml::mapping(node, "`permissions`", None, &mut c) {
-                let label = yaml::string(value, &format!("the label of `{id}`"), &mut c).unwrap_or_default();
+                let label = yaml::string(value, &format!("the label of `{id}`"), &mut c)
+                    .unwrap_or_default();
                 match Permission::parse(&id) {
                     Err(e) => c.error(loc, e.to_string()),
                     // A catalog may give a service permission its product's wording.
-                    Ok(p) if p.is_service() => match catalog.permissions.iter_mut().find(|d| d.id == p) {
+                    Ok(p) if p.is_service() => match catalog
+                        .permissions
+                        .iter_mut()
+                        .find(|d| d.id == p)
+                    {
                         Some(def) => def.label = label,
-                        None => c.error(loc, format!("`{id}` is not a service permission; the `team.` prefix is reserved")),
+                        None => c.error(
+                            loc,
+                            format!(
+                                "`{id}` is not a service permission; the `team.` prefix is reserved"
+                            ),
+                        ),
                     },
                     Ok(p) if catalog.permission(p.as_str()).is_some() => {
                         c.error(loc, format!("permission `{id}` is declared twice"))
                     }
-                    Ok(p) => catalog.permissions.push(PermissionDef { id: p, label, service: false }),
+                    Ok(p) => catalog.permissions.push(PermissionDef {
+                        id: p,
+                        label,
+                        service: false,
+                    }),
                 }
             }
         }
@@ -303,19 +350,31 @@ impl Catalog {
                     }
                 };
                 let what = format!("role `{name}`");
-                let mut def = RoleDef { name: role, description: String::new(), permissions: BTreeSet::new() };
-                for (k, _, v) in yaml::mapping(value, &what, Some(&["description", "permissions"]), &mut c) {
+                let mut def = RoleDef {
+                    name: role,
+                    description: String::new(),
+                    permissions: BTreeSet::new(),
+                };
+                for (k, _, v) in
+                    yaml::mapping(value, &what, Some(&["description", "permissions"]), &mut c)
+                {
                     if k == "description" {
-                        def.description = yaml::string(v, "`description`", &mut c).unwrap_or_default();
+                        def.description =
+                            yaml::string(v, "`description`", &mut c).unwrap_or_default();
                         continue;
                     }
                     for p in yaml::sequence(v, "`permissions`", &mut c) {
-                        let Some(s) = yaml::string(p, "a permission", &mut c) else { continue };
+                        let Some(s) = yaml::string(p, "a permission", &mut c) else {
+                            continue;
+                        };
                         match catalog.permission(&s) {
                             Some(found) => {
                                 def.permissions.insert(found.id.clone());
                             }
-                            None => c.error(yaml::loc_of(p), format!("unknown permission `{s}` in {what}")),
+                            None => c.error(
+                                yaml::loc_of(p),
+                                format!("unknown permission `{s}` in {what}"),
+                            ),
                         }
                     }
                 }
@@ -323,11 +382,15 @@ impl Catalog {
             }
         }
         match prev_owner {
-            Some((r, loc)) if !catalog.has_role(&r) || r.is_owner() => {
-                c.error(loc, format!("`previous_owner_role` names `{r}`, which is not a role of this catalog"))
-            }
+            Some((r, loc)) if !catalog.has_role(&r) || r.is_owner() => c.error(
+                loc,
+                format!("`previous_owner_role` names `{r}`, which is not a role of this catalog"),
+            ),
             Some((r, _)) => catalog.previous_owner_role = r,
-            None => c.error(yaml::loc_of(&root), "the catalog needs a `previous_owner_role`"),
+            None => c.error(
+                yaml::loc_of(&root),
+                "the catalog needs a `previous_owner_role`",
+            ),
         }
         c.finish(catalog)
     }
@@ -336,7 +399,15 @@ impl Catalog {
     pub fn matrix(&self) -> Vec<(&PermissionDef, Vec<bool>)> {
         self.permissions
             .iter()
-            .map(|p| (p, self.roles.iter().map(|r| r.permissions.contains(&p.id)).collect()))
+            .map(|p| {
+                (
+                    p,
+                    self.roles
+                        .iter()
+                        .map(|r| r.permissions.contains(&p.id))
+                        .collect(),
+                )
+            })
             .collect()
     }
 }
@@ -345,7 +416,11 @@ fn service_permission_defs() -> Vec<PermissionDef> {
     SERVICE_PERMISSIONS
         .iter()
         .filter_map(|(id, label)| {
-            Some(PermissionDef { id: Permission::parse(id).ok()?, label: (*label).to_owned(), service: true })
+            Some(PermissionDef {
+                id: Permission::parse(id).ok()?,
+                label: (*label).to_owned(),
+                service: true,
+            })
         })
         .collect()
 }

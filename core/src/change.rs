@@ -11,7 +11,9 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, RoleName};
-use crate::model::{CustomRole, Email, Invitation, Member, PendingTransfer, Roles, Settings, TeamState, Timestamp};
+use crate::model::{
+    CustomRole, Email, Invitation, Member, PendingTransfer, Roles, Settings, TeamState, Timestamp,
+};
 
 /// How long an ownership transfer waits for both confirmations.
 pub const TRANSFER_TTL_DAYS: i64 = 7;
@@ -19,12 +21,31 @@ pub const TRANSFER_TTL_DAYS: i64 = 7;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
-    CreateTeam { display_name: String, owner: Email },
-    RenameTeam { from: String, to: String },
-    CreateRole { name: RoleName, role: CustomRole },
-    UpdateRole { name: RoleName, from: CustomRole, to: CustomRole },
-    DeleteRole { name: RoleName, role: CustomRole },
-    UpdateSettings { from: Settings, to: Settings },
+    CreateTeam {
+        display_name: String,
+        owner: Email,
+    },
+    RenameTeam {
+        from: String,
+        to: String,
+    },
+    CreateRole {
+        name: RoleName,
+        role: CustomRole,
+    },
+    UpdateRole {
+        name: RoleName,
+        from: CustomRole,
+        to: CustomRole,
+    },
+    DeleteRole {
+        name: RoleName,
+        role: CustomRole,
+    },
+    UpdateSettings {
+        from: Settings,
+        to: Settings,
+    },
     Invite {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,12 +60,30 @@ pub enum Change {
         roles: Roles,
         expired_at: Timestamp,
     },
-    ChangeInvitationRoles { email: Email, from: Roles, to: Roles },
-    ChangeRoles { email: Email, from: Roles, to: Roles },
-    RevokeInvitation { email: Email, roles: Roles, created_at: Timestamp },
-    RemoveMember { email: Email, roles: Roles },
+    ChangeInvitationRoles {
+        email: Email,
+        from: Roles,
+        to: Roles,
+    },
+    ChangeRoles {
+        email: Email,
+        from: Roles,
+        to: Roles,
+    },
+    RevokeInvitation {
+        email: Email,
+        roles: Roles,
+        created_at: Timestamp,
+    },
+    RemoveMember {
+        email: Email,
+        roles: Roles,
+    },
     /// Starts the two-step transfer; it completes when both people confirm.
-    TransferOwnership { from: Email, to: Email },
+    TransferOwnership {
+        from: Email,
+        to: Email,
+    },
 }
 
 /// What the actor must hold to make a change.
@@ -80,7 +119,9 @@ pub enum ChangeError {
     NotMember(String),
     #[error("{0} has no pending invitation")]
     NotInvited(String),
-    #[error("{0} is the owner: ownership changes only by transfer, and the owner cannot be removed")]
+    #[error(
+        "{0} is the owner: ownership changes only by transfer, and the owner cannot be removed"
+    )]
     OwnerProtected(String),
     #[error("unknown role `{0}`")]
     UnknownRole(String),
@@ -147,7 +188,9 @@ impl Change {
             Change::Invite { .. } | Change::Reinvite { .. } | Change::RevokeInvitation { .. } => {
                 Permission("team.members.invite")
             }
-            Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => Permission("team.members.roles"),
+            Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => {
+                Permission("team.members.roles")
+            }
             Change::RemoveMember { .. } => Permission("team.members.remove"),
         }
     }
@@ -169,7 +212,12 @@ impl Change {
 
     /// Whether this change takes something away (counts against the removal limit).
     pub fn is_removal(&self) -> bool {
-        matches!(self, Change::RevokeInvitation { .. } | Change::RemoveMember { .. } | Change::DeleteRole { .. })
+        matches!(
+            self,
+            Change::RevokeInvitation { .. }
+                | Change::RemoveMember { .. }
+                | Change::DeleteRole { .. }
+        )
     }
 
     /// The person a change is about, if any.
@@ -226,7 +274,11 @@ pub fn check_roles(roles: &Roles, catalog: &Catalog, state: &TeamState) -> Resul
     Ok(())
 }
 
-fn check_custom_role(name: &RoleName, role: &CustomRole, catalog: &Catalog) -> Result<(), ChangeError> {
+fn check_custom_role(
+    name: &RoleName,
+    role: &CustomRole,
+    catalog: &Catalog,
+) -> Result<(), ChangeError> {
     if !catalog.custom_roles {
         return Err(ChangeError::CustomRolesDisabled);
     }
@@ -243,10 +295,14 @@ fn check_custom_role(name: &RoleName, role: &CustomRole, catalog: &Catalog) -> R
 
 pub fn check_settings(settings: &Settings) -> Result<(), ChangeError> {
     if !(1..=365).contains(&settings.invitation_ttl_days) {
-        return Err(ChangeError::InvalidSetting("invitation_ttl_days must be between 1 and 365".into()));
+        return Err(ChangeError::InvalidSetting(
+            "invitation_ttl_days must be between 1 and 365".into(),
+        ));
     }
     if settings.seat_limit == Some(0) {
-        return Err(ChangeError::InvalidSetting("seat_limit must be at least 1".into()));
+        return Err(ChangeError::InvalidSetting(
+            "seat_limit must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -254,9 +310,17 @@ pub fn check_settings(settings: &Settings) -> Result<(), ChangeError> {
 impl TeamState {
     /// Applies one change, checking every invariant it could break. On error
     /// the state is unchanged. Does not touch `version`.
-    pub fn apply(&mut self, change: &Change, catalog: &Catalog, now: Timestamp) -> Result<(), ChangeError> {
+    pub fn apply(
+        &mut self,
+        change: &Change,
+        catalog: &Catalog,
+        now: Timestamp,
+    ) -> Result<(), ChangeError> {
         match change {
-            Change::CreateTeam { display_name, owner } => {
+            Change::CreateTeam {
+                display_name,
+                owner,
+            } => {
                 if self.version != 0 {
                     return Err(ChangeError::TeamExists(self.team.to_string()));
                 }
@@ -264,7 +328,9 @@ impl TeamState {
             }
             Change::RenameTeam { to, .. } => {
                 if to.trim().is_empty() || to.len() > 200 {
-                    return Err(ChangeError::InvalidSetting("display_name must be 1 to 200 characters".into()));
+                    return Err(ChangeError::InvalidSetting(
+                        "display_name must be 1 to 200 characters".into(),
+                    ));
                 }
                 self.display_name = to.clone();
             }
@@ -277,7 +343,10 @@ impl TeamState {
             }
             Change::UpdateRole { name, to, .. } => {
                 check_custom_role(name, to, catalog)?;
-                let slot = self.roles.get_mut(name).ok_or_else(|| ChangeError::UnknownRole(name.to_string()))?;
+                let slot = self
+                    .roles
+                    .get_mut(name)
+                    .ok_or_else(|| ChangeError::UnknownRole(name.to_string()))?;
                 *slot = to.clone();
             }
             Change::DeleteRole { name, .. } => {
@@ -307,15 +376,12 @@ impl TeamState {
                     return Err(ChangeError::AlreadyInvited(email.to_string()));
                 }
                 check_roles(roles, catalog, self)?;
-                if let Some(limit) = self.settings.seat_limit {
-                    if self.seats_used(now) >= limit as usize {
-                        return Err(ChangeError::SeatLimit(limit));
-                    }
-                }
                 let invitation = self.new_invitation(email, name, roles, now);
                 self.invitations.insert(email.clone(), invitation);
             }
-            Change::Reinvite { email, name, roles, .. } => {
+            Change::Reinvite {
+                email, name, roles, ..
+            } => {
                 if !self.invitations.contains_key(email) {
                     return Err(ChangeError::NotInvited(email.to_string()));
                 }
@@ -325,8 +391,10 @@ impl TeamState {
             }
             Change::ChangeInvitationRoles { email, to, .. } => {
                 check_roles(to, catalog, self)?;
-                let inv =
-                    self.invitations.get_mut(email).ok_or_else(|| ChangeError::NotInvited(email.to_string()))?;
+                let inv = self
+                    .invitations
+                    .get_mut(email)
+                    .ok_or_else(|| ChangeError::NotInvited(email.to_string()))?;
                 inv.roles = to.clone();
             }
             Change::ChangeRoles { email, to, .. } => {
@@ -334,7 +402,10 @@ impl TeamState {
                     return Err(ChangeError::OwnerProtected(email.to_string()));
                 }
                 check_roles(to, catalog, self)?;
-                let member = self.members.get_mut(email).ok_or_else(|| ChangeError::NotMember(email.to_string()))?;
+                let member = self
+                    .members
+                    .get_mut(email)
+                    .ok_or_else(|| ChangeError::NotMember(email.to_string()))?;
                 member.roles = to.clone();
             }
             Change::RevokeInvitation { email, .. } => {
@@ -370,7 +441,13 @@ impl TeamState {
         Ok(())
     }
 
-    fn new_invitation(&self, email: &Email, name: &Option<String>, roles: &Roles, now: Timestamp) -> Invitation {
+    fn new_invitation(
+        &self,
+        email: &Email,
+        name: &Option<String>,
+        roles: &Roles,
+        now: Timestamp,
+    ) -> Invitation {
         Invitation {
             email: email.clone(),
             name: name.clone(),
@@ -391,28 +468,54 @@ impl TeamState {
             m.roles = BTreeSet::from([catalog.previous_owner_role.clone()]);
         }
         let name = self.invitations.remove(&transfer.to).and_then(|i| i.name);
-        let member = self.members.entry(transfer.to.clone()).or_insert_with(|| Member {
-            email: transfer.to.clone(),
-            name,
-            roles: BTreeSet::new(),
-            joined_at: now,
-            two_factor: false,
-        });
+        let member = self
+            .members
+            .entry(transfer.to.clone())
+            .or_insert_with(|| Member {
+                email: transfer.to.clone(),
+                name,
+                roles: BTreeSet::new(),
+                joined_at: now,
+                two_factor: false,
+            });
         member.roles = BTreeSet::from([RoleName::owner()]);
         self.owner = transfer.to;
         Some(())
     }
 
+    /// Whether members plus pending invitations fit the seat limit. Checked
+    /// after a whole batch, so that a plan swapping one person for another
+    /// at the limit (invites are applied before removals) is not refused.
+    pub fn check_seats(&self, now: Timestamp) -> Result<(), ChangeError> {
+        match self.settings.seat_limit {
+            Some(limit) if self.seats_used(now) > limit as usize => {
+                Err(ChangeError::SeatLimit(limit))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The invariants that must hold after any sequence of changes.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let owners: Vec<_> = self.members.values().filter(|m| m.roles.iter().any(RoleName::is_owner)).collect();
+        let owners: Vec<_> = self
+            .members
+            .values()
+            .filter(|m| m.roles.iter().any(RoleName::is_owner))
+            .collect();
         if owners.len() != 1 {
-            return Err(format!("expected exactly one owner, found {}", owners.len()));
+            return Err(format!(
+                "expected exactly one owner, found {}",
+                owners.len()
+            ));
         }
         if owners.first().map(|m| &m.email) != Some(&self.owner) {
             return Err("the owner field does not name the member holding `owner`".into());
         }
-        if let Some(e) = self.invitations.keys().find(|e| self.members.contains_key(*e)) {
+        if let Some(e) = self
+            .invitations
+            .keys()
+            .find(|e| self.members.contains_key(*e))
+        {
             return Err(format!("{e} is both a member and invited"));
         }
         Ok(())

@@ -14,6 +14,8 @@ pub mod yaml;
 
 pub use catalog::{Catalog, Permission, RoleName};
 pub use change::{Change, ChangeError};
-pub use model::{Email, Invitation, Member, PendingTransfer, Settings, TeamId, TeamState, Timestamp};
+pub use model::{
+    Email, Invitation, Member, PendingTransfer, Settings, TeamId, TeamState, Timestamp,
+};
 pub use plan::{Plan, RemovalLimit, plan};
 pub use spec::TeamSpec;

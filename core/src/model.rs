@@ -47,7 +47,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -60,7 +62,10 @@ impl Email {
         if !local_ok || !domain_ok {
             return Err(bad());
         }
-        Ok(Self { written: written.to_owned(), key: written.to_lowercase() })
+        Ok(Self {
+            written: written.to_owned(),
+            key: written.to_lowercase(),
+        })
     }
 
     /// The address as written.
@@ -134,8 +139,13 @@ impl TeamId {
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
             && !s.contains("--")
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(ModelError::TeamId(s.to_owned())) }
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ModelError::TeamId(s.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -227,7 +237,11 @@ impl Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { require_2fa: false, invitation_ttl_days: Self::DEFAULT_INVITATION_TTL_DAYS, seat_limit: None }
+        Self {
+            require_2fa: false,
+            invitation_ttl_days: Self::DEFAULT_INVITATION_TTL_DAYS,
+            seat_limit: None,
+        }
     }
 }
 
@@ -272,7 +286,13 @@ impl TeamState {
         let roles = BTreeSet::from([RoleName::owner()]);
         members.insert(
             owner.clone(),
-            Member { email: owner.clone(), name: None, roles, joined_at: now, two_factor: false },
+            Member {
+                email: owner.clone(),
+                name: None,
+                roles,
+                joined_at: now,
+                two_factor: false,
+            },
         );
         Self {
             team,
@@ -289,6 +309,11 @@ impl TeamState {
 
     /// Members plus pending (unexpired) invitations: what a seat limit counts.
     pub fn seats_used(&self, now: Timestamp) -> usize {
-        self.members.len() + self.invitations.values().filter(|i| !i.is_expired(now)).count()
+        self.members.len()
+            + self
+                .invitations
+                .values()
+                .filter(|i| !i.is_expired(now))
+                .count()
     }
 }

@@ -22,7 +22,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemovalLimit {
     Count(u32),
-    /// A percentage of the team's current members (at least 1).
+    /// A percentage of the team's current members and pending invitations (at least 1).
     Percent(u32),
 }
 
@@ -51,7 +51,9 @@ impl FromStr for RemovalLimit {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let bad = || format!("`{s}` is not a removal limit: use a count like `5` or a percentage like `30%`");
+        let bad = || {
+            format!("`{s}` is not a removal limit: use a count like `5` or a percentage like `30%`")
+        };
         match s.strip_suffix('%') {
             Some(p) => match p.trim().parse::<u32>() {
                 Ok(p) if p <= 100 => Ok(RemovalLimit::Percent(p)),
@@ -99,7 +101,7 @@ pub struct RemovalGuard {
     pub allowed: usize,
     /// Removals in this plan (members, invitations and custom roles).
     pub planned: usize,
-    /// Live members the limit was computed from.
+    /// Live members plus pending invitations: what the limit is a share of.
     pub members: usize,
 }
 
@@ -156,7 +158,7 @@ impl Plan {
             };
             format!(
                 "this plan removes {} (members, invitations and custom roles) but the removal limit \
-                 is {} ({} of {} members, from {source}); raise it deliberately with \
+                 is {} ({} of {} members and invitations, from {source}); raise it deliberately with \
                  `--max-removals {}` or `policy.max_removals: {}` in team.yaml",
                 g.planned, g.allowed, g.limit, g.members, g.planned, g.planned
             )
@@ -197,7 +199,8 @@ fn advance_to<'a, T>(
     while let Some((_, entry)) = live.next_if(|(key, _)| *key < email) {
         unlisted(entry);
     }
-    live.next_if(|(key, _)| *key == email).map(|(_, entry)| entry)
+    live.next_if(|(key, _)| *key == email)
+        .map(|(_, entry)| entry)
 }
 
 /// Plans with the spec's own policy.
@@ -218,7 +221,10 @@ pub fn plan_with(
     let fresh;
     let live = if live.version == 0 {
         let display_name = spec::default_display_name(spec);
-        changes.push(Change::CreateTeam { display_name: display_name.clone(), owner: spec.owner.clone() });
+        changes.push(Change::CreateTeam {
+            display_name: display_name.clone(),
+            owner: spec.owner.clone(),
+        });
         fresh = TeamState::new(spec.team.clone(), display_name, spec.owner.clone(), now);
         &fresh
     } else {
@@ -227,18 +233,27 @@ pub fn plan_with(
 
     if let Some(desired) = &spec.display_name {
         if desired != &live.display_name {
-            changes.push(Change::RenameTeam { from: live.display_name.clone(), to: desired.clone() });
+            changes.push(Change::RenameTeam {
+                from: live.display_name.clone(),
+                to: desired.clone(),
+            });
         }
     }
     if let Some(desired) = &spec.settings {
         if desired != &live.settings {
-            changes.push(Change::UpdateSettings { from: live.settings.clone(), to: desired.clone() });
+            changes.push(Change::UpdateSettings {
+                from: live.settings.clone(),
+                to: desired.clone(),
+            });
         }
     }
     if let Some(desired) = &spec.roles {
         for (name, role) in desired {
             match live.roles.get(name) {
-                None => changes.push(Change::CreateRole { name: name.clone(), role: role.clone() }),
+                None => changes.push(Change::CreateRole {
+                    name: name.clone(),
+                    role: role.clone(),
+                }),
                 Some(current) if current != role => changes.push(Change::UpdateRole {
                     name: name.clone(),
                     from: current.clone(),
@@ -256,7 +271,10 @@ pub fn plan_with(
             if !desired.contains_key(name) {
                 let kept = kept.get_or_insert_with(|| held_by_people_left_alone(spec, live));
                 if !kept.contains(name) {
-                    changes.push(Change::DeleteRole { name: name.clone(), role: role.clone() });
+                    changes.push(Change::DeleteRole {
+                        name: name.clone(),
+                        role: role.clone(),
+                    });
                 }
             }
         }
@@ -276,7 +294,10 @@ pub fn plan_with(
     for (email, want) in &spec.members {
         let member = advance_to(&mut members, email, |member| {
             if remove_unlisted && !is_owner(&member.email) {
-                removals.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
+                removals.push(Change::RemoveMember {
+                    email: member.email.clone(),
+                    roles: member.roles.clone(),
+                });
             }
         });
         let invitation = advance_to(&mut invitations, email, |inv| {
@@ -315,7 +336,11 @@ pub fn plan_with(
                 });
             }
         } else {
-            changes.push(Change::Invite { email: want.email.clone(), name: want.name.clone(), roles: want.roles.clone() });
+            changes.push(Change::Invite {
+                email: want.email.clone(),
+                name: want.name.clone(),
+                roles: want.roles.clone(),
+            });
         }
     }
     if remove_unlisted {
@@ -327,16 +352,25 @@ pub fn plan_with(
             });
         }
         for (_, member) in members.filter(|(e, _)| !is_owner(e)) {
-            removals.push(Change::RemoveMember { email: member.email.clone(), roles: member.roles.clone() });
+            removals.push(Change::RemoveMember {
+                email: member.email.clone(),
+                roles: member.roles.clone(),
+            });
         }
     }
     changes.extend(revocations);
     changes.extend(removals);
 
     if spec.owner != live.owner {
-        let pending = live.transfer.as_ref().is_some_and(|t| t.to == spec.owner && now < t.expires_at);
+        let pending = live
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.to == spec.owner && now < t.expires_at);
         if !pending {
-            changes.push(Change::TransferOwnership { from: live.owner.clone(), to: spec.owner.clone() });
+            changes.push(Change::TransferOwnership {
+                from: live.owner.clone(),
+                to: spec.owner.clone(),
+            });
         }
     }
 
@@ -358,9 +392,9 @@ pub fn plan_with(
         removals: RemovalGuard {
             limit,
             source,
-            allowed: limit.allowed(live.members.len()),
+            allowed: limit.allowed(live.members.len() + live.invitations.len()),
             planned,
-            members: live.members.len(),
+            members: live.members.len() + live.invitations.len(),
         },
     }
 }

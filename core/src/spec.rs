@@ -62,15 +62,26 @@ pub struct TeamSpec {
     pub policy: Policy,
 }
 
-const TOP_FIELDS: &[&str] =
-    &["version", "catalog", "team", "display_name", "owner", "settings", "roles", "members", "policy"];
+const TOP_FIELDS: &[&str] = &[
+    "version",
+    "catalog",
+    "team",
+    "display_name",
+    "owner",
+    "settings",
+    "roles",
+    "members",
+    "policy",
+];
 
 /// The catalog a file says it is written for (`catalog: digitalocean`), read
 /// before the full parse because roles are checked against it. `None` when
 /// absent or unreadable (the full parse reports the problem).
 pub fn declared_catalog(source: &str) -> Option<String> {
     let root = yaml::parse("", source).ok()?;
-    let saphyr::YamlDataOwned::Mapping(map) = &root.data else { return None };
+    let saphyr::YamlDataOwned::Mapping(map) = &root.data else {
+        return None;
+    };
     map.iter().find_map(|(k, v)| match (&k.data, &v.data) {
         (
             saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::String(k)),
@@ -87,14 +98,21 @@ impl TeamSpec {
         let mut c = Collector::new(file);
         let root_loc = yaml::loc_of(&root);
         let top = yaml::mapping(&root, "team.yaml", Some(TOP_FIELDS), &mut c);
-        let field = |name: &str| top.iter().find(|(k, ..)| k == name).map(|(_, loc, v)| (*loc, *v));
+        let field = |name: &str| {
+            top.iter()
+                .find(|(k, ..)| k == name)
+                .map(|(_, loc, v)| (*loc, *v))
+        };
 
         match field("version") {
             None => c.error(root_loc, "missing field `version` (use `version: 1`)"),
             Some((_, v)) => {
                 if let Some(n) = yaml::integer(v, "`version`", &mut c) {
                     if n != SPEC_VERSION {
-                        c.error(yaml::loc_of(v), format!("unsupported version {n}; this teamform reads version 1"));
+                        c.error(
+                            yaml::loc_of(v),
+                            format!("unsupported version {n}; this teamform reads version 1"),
+                        );
                     }
                 }
             }
@@ -114,18 +132,23 @@ impl TeamSpec {
                 c.error(root_loc, "missing field `team` (the team id)");
                 None
             }
-            Some((_, v)) => yaml::string(v, "`team`", &mut c).and_then(|s| match TeamId::parse(&s) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    c.error(yaml::loc_of(v), e.to_string());
-                    None
-                }
-            }),
+            Some((_, v)) => {
+                yaml::string(v, "`team`", &mut c).and_then(|s| match TeamId::parse(&s) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        c.error(yaml::loc_of(v), e.to_string());
+                        None
+                    }
+                })
+            }
         };
         let display_name = field("display_name").and_then(|(_, v)| {
             let s = yaml::string(v, "`display_name`", &mut c)?;
             if s.trim().is_empty() || s.len() > 200 {
-                c.error(yaml::loc_of(v), "`display_name` must be 1 to 200 characters");
+                c.error(
+                    yaml::loc_of(v),
+                    "`display_name` must be 1 to 200 characters",
+                );
             }
             Some(s)
         });
@@ -141,15 +164,25 @@ impl TeamSpec {
         let no_roles = BTreeMap::new();
         let custom = roles.as_ref().unwrap_or(&no_roles);
         let members = match field("members") {
-            Some((_, v)) if !yaml::is_null(v) => parse_members(v, owner.as_ref(), catalog, custom, &mut c),
+            Some((_, v)) if !yaml::is_null(v) => {
+                parse_members(v, owner.as_ref(), catalog, custom, &mut c)
+            }
             _ => BTreeMap::new(),
         };
-        let policy = field("policy").map(|(_, v)| parse_policy(v, &mut c)).unwrap_or_default();
+        let policy = field("policy")
+            .map(|(_, v)| parse_policy(v, &mut c))
+            .unwrap_or_default();
 
         match (team, owner) {
-            (Some(team), Some(owner)) if c.is_empty() => {
-                c.finish(TeamSpec { team, display_name, owner, settings, roles, members, policy })
-            }
+            (Some(team), Some(owner)) if c.is_empty() => c.finish(TeamSpec {
+                team,
+                display_name,
+                owner,
+                settings,
+                roles,
+                members,
+                policy,
+            }),
             _ => Err(c.finish(()).err().unwrap_or(Diagnostics(Vec::new()))),
         }
     }
@@ -161,13 +194,21 @@ impl TeamSpec {
         for m in state.members.values().filter(|m| m.email != state.owner) {
             members.insert(
                 m.email.clone(),
-                MemberSpec { email: m.email.clone(), name: m.name.clone(), roles: m.roles.clone() },
+                MemberSpec {
+                    email: m.email.clone(),
+                    name: m.name.clone(),
+                    roles: m.roles.clone(),
+                },
             );
         }
         for i in state.invitations.values() {
             members.insert(
                 i.email.clone(),
-                MemberSpec { email: i.email.clone(), name: i.name.clone(), roles: i.roles.clone() },
+                MemberSpec {
+                    email: i.email.clone(),
+                    name: i.name.clone(),
+                    roles: i.roles.clone(),
+                },
             );
         }
         TeamSpec {
@@ -259,12 +300,17 @@ fn parse_settings(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Settings
     let fields = ["require_2fa", "invitation_ttl_days", "seat_limit"];
     for (key, _, v) in yaml::mapping(node, "`settings`", Some(&fields), c) {
         match key.as_str() {
-            "require_2fa" => settings.require_2fa = yaml::boolean(v, "`require_2fa`", c).unwrap_or(false),
+            "require_2fa" => {
+                settings.require_2fa = yaml::boolean(v, "`require_2fa`", c).unwrap_or(false)
+            }
             "invitation_ttl_days" => {
                 if let Some(n) = yaml::integer(v, "`invitation_ttl_days`", c) {
                     match u32::try_from(n) {
                         Ok(n) if (1..=365).contains(&n) => settings.invitation_ttl_days = n,
-                        _ => c.error(yaml::loc_of(v), "`invitation_ttl_days` must be between 1 and 365"),
+                        _ => c.error(
+                            yaml::loc_of(v),
+                            "`invitation_ttl_days` must be between 1 and 365",
+                        ),
                     }
                 }
             }
@@ -291,13 +337,19 @@ fn parse_roles(
     let mut roles = BTreeMap::new();
     let entries = yaml::mapping(node, "`roles`", None, c);
     if !entries.is_empty() && !catalog.custom_roles {
-        c.error(yaml::loc_of(node), format!("the `{}` catalog does not allow custom roles", catalog.name));
+        c.error(
+            yaml::loc_of(node),
+            format!("the `{}` catalog does not allow custom roles", catalog.name),
+        );
         return roles;
     }
     for (name, loc, value) in entries {
         let role_name = match RoleName::parse(&name) {
             Ok(r) if r.is_owner() || catalog.has_role(&r) => {
-                c.error(loc, format!("custom role `{name}` has the name of a built-in role"));
+                c.error(
+                    loc,
+                    format!("custom role `{name}` has the name of a built-in role"),
+                );
                 continue;
             }
             Ok(r) => r,
@@ -307,7 +359,10 @@ fn parse_roles(
             }
         };
         let what = format!("custom role `{name}`");
-        let mut role = CustomRole { description: String::new(), permissions: BTreeSet::new() };
+        let mut role = CustomRole {
+            description: String::new(),
+            permissions: BTreeSet::new(),
+        };
         let mut saw_permissions = false;
         for (k, _, v) in yaml::mapping(value, &what, Some(&["description", "permissions"]), c) {
             if k == "description" {
@@ -316,7 +371,9 @@ fn parse_roles(
             }
             saw_permissions = true;
             for p in yaml::sequence(v, "`permissions`", c) {
-                let Some(s) = yaml::string(p, "a permission", c) else { continue };
+                let Some(s) = yaml::string(p, "a permission", c) else {
+                    continue;
+                };
                 match Permission::from_str_in(&s, catalog) {
                     Some(perm) => {
                         if !role.permissions.insert(perm) {
@@ -348,8 +405,16 @@ fn unknown_permission_message(s: &str, catalog: &Catalog) -> String {
     }
 }
 
-fn unknown_role_message(s: &str, catalog: &Catalog, custom: &BTreeMap<RoleName, CustomRole>) -> String {
-    let names = catalog.roles.iter().map(|r| r.name.as_str()).chain(custom.keys().map(|r| r.as_str()));
+fn unknown_role_message(
+    s: &str,
+    catalog: &Catalog,
+    custom: &BTreeMap<RoleName, CustomRole>,
+) -> String {
+    let names = catalog
+        .roles
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain(custom.keys().map(|r| r.as_str()));
     match closest(s, names) {
         Some(near) if near != "owner" => format!("unknown role `{s}` (did you mean `{near}`?)"),
         _ => {
@@ -411,11 +476,17 @@ fn parse_members(
             Some(v) => parse_email(v, "`email`", c).and_then(|e| {
                 let here = yaml::loc_of(v);
                 if owner == Some(&e) {
-                    c.error(here, format!("{e} is the owner; the owner is set by `owner:` only"));
+                    c.error(
+                        here,
+                        format!("{e} is the owner; the owner is set by `owner:` only"),
+                    );
                     return None;
                 }
                 if let Some(first) = first_seen.get(e.key()) {
-                    c.error(here, format!("duplicate member {e} (first listed at line {})", first.line));
+                    c.error(
+                        here,
+                        format!("duplicate member {e} (first listed at line {})", first.line),
+                    );
                     return None;
                 }
                 first_seen.insert(e.key().to_owned(), here);
@@ -425,14 +496,19 @@ fn parse_members(
         let name = get("name").and_then(|v| yaml::string(v, "`name`", c));
         let mut roles = Roles::new();
         match get("roles") {
-            None => c.error(yaml::loc_of(entry), "member needs `roles` (a list of role names)"),
+            None => c.error(
+                yaml::loc_of(entry),
+                "member needs `roles` (a list of role names)",
+            ),
             Some(v) => {
                 let items = yaml::sequence(v, "`roles`", c);
                 if items.is_empty() && matches!(v.data, saphyr::YamlDataOwned::Sequence(_)) {
                     c.error(yaml::loc_of(v), "a member needs at least one role");
                 }
                 for r in items {
-                    let Some(s) = yaml::string(r, "a role", c) else { continue };
+                    let Some(s) = yaml::string(r, "a role", c) else {
+                        continue;
+                    };
                     let here = yaml::loc_of(r);
                     match RoleName::parse(&s) {
                         Ok(role) if role.is_owner() => {
@@ -449,7 +525,11 @@ fn parse_members(
                 if roles.len() > 1 && !catalog.multiple_roles {
                     c.error(
                         yaml::loc_of(v),
-                        format!("the `{}` catalog allows one role per member, found {}", catalog.name, roles.len()),
+                        format!(
+                            "the `{}` catalog allows one role per member, found {}",
+                            catalog.name,
+                            roles.len()
+                        ),
                     );
                 }
             }
@@ -468,15 +548,19 @@ fn parse_policy(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Policy {
             "unmanaged" => match yaml::string(v, "`unmanaged`", c).as_deref() {
                 Some("remove") => policy.unmanaged = Unmanaged::Remove,
                 Some("ignore") => policy.unmanaged = Unmanaged::Ignore,
-                Some(other) => {
-                    c.error(yaml::loc_of(v), format!("`unmanaged` must be `remove` or `ignore`, found `{other}`"))
-                }
+                Some(other) => c.error(
+                    yaml::loc_of(v),
+                    format!("`unmanaged` must be `remove` or `ignore`, found `{other}`"),
+                ),
                 None => {}
             },
             "max_removals" => match yaml::text_or_int(v).map(|s| RemovalLimit::from_str(&s)) {
                 Some(Ok(limit)) => policy.max_removals = Some(limit),
                 Some(Err(e)) => c.error(yaml::loc_of(v), e),
-                None => c.error(yaml::loc_of(v), "`max_removals` must be a number or a percentage like `25%`"),
+                None => c.error(
+                    yaml::loc_of(v),
+                    "`max_removals` must be a number or a percentage like `25%`",
+                ),
             },
             _ => {}
         }
@@ -486,6 +570,7 @@ fn parse_policy(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Policy {
 
 /// Chooses the display name a new team gets when the spec names none.
 pub fn default_display_name(spec: &TeamSpec) -> String {
-    spec.display_name.clone().unwrap_or_else(|| spec.team.to_string())
+    spec.display_name
+        .clone()
+        .unwrap_or_else(|| spec.team.to_string())
 }
-

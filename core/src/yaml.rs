@@ -26,7 +26,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.loc.line, self.loc.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.loc.line, self.loc.col, self.message
+        )
     }
 }
 
@@ -54,11 +58,18 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(file: &str) -> Self {
-        Self { file: file.to_owned(), found: Vec::new() }
+        Self {
+            file: file.to_owned(),
+            found: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, loc: Loc, message: impl Into<String>) {
-        self.found.push(Diagnostic { file: self.file.clone(), loc, message: message.into() });
+        self.found.push(Diagnostic {
+            file: self.file.clone(),
+            loc,
+            message: message.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,7 +94,13 @@ pub fn parse(file: &str, source: &str) -> Result<MarkedYamlOwned, Diagnostics> {
     match MarkedYamlOwned::load_from_str(source) {
         Err(e) => {
             let m = e.marker();
-            c.error(Loc { line: m.line(), col: m.col() + 1 }, format!("invalid YAML: {}", e.info()));
+            c.error(
+                Loc {
+                    line: m.line(),
+                    col: m.col() + 1,
+                },
+                format!("invalid YAML: {}", e.info()),
+            );
         }
         Ok(mut docs) => match docs.len() {
             0 => c.error(Loc { line: 1, col: 1 }, "the file is empty"),
@@ -102,7 +119,10 @@ pub fn parse(file: &str, source: &str) -> Result<MarkedYamlOwned, Diagnostics> {
 }
 
 pub fn loc_of(node: &MarkedYamlOwned) -> Loc {
-    Loc { line: node.span.start.line(), col: node.span.start.col() + 1 }
+    Loc {
+        line: node.span.start.line(),
+        col: node.span.start.col() + 1,
+    }
 }
 
 /// What kind of node this is, for "expected X, found Y" messages.
@@ -133,20 +153,29 @@ pub fn mapping<'a>(
     c: &mut Collector,
 ) -> Vec<(String, Loc, &'a MarkedYamlOwned)> {
     let YamlDataOwned::Mapping(map) = &node.data else {
-        c.error(loc_of(node), format!("{what} must be a mapping, found {}", kind(node)));
+        c.error(
+            loc_of(node),
+            format!("{what} must be a mapping, found {}", kind(node)),
+        );
         return Vec::new();
     };
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
         let Some(key) = scalar_str(k) else {
-            c.error(loc_of(k), format!("keys of {what} must be strings, found {}", kind(k)));
+            c.error(
+                loc_of(k),
+                format!("keys of {what} must be strings, found {}", kind(k)),
+            );
             continue;
         };
         if let Some(allowed) = allowed {
             if !allowed.contains(&key.as_str()) {
                 c.error(
                     loc_of(k),
-                    format!("unknown field `{key}` in {what}; expected one of: {}", allowed.join(", ")),
+                    format!(
+                        "unknown field `{key}` in {what}; expected one of: {}",
+                        allowed.join(", ")
+                    ),
                 );
                 continue;
             }
@@ -156,11 +185,18 @@ pub fn mapping<'a>(
     out
 }
 
-pub fn sequence<'a>(node: &'a MarkedYamlOwned, what: &str, c: &mut Collector) -> &'a [MarkedYamlOwned] {
+pub fn sequence<'a>(
+    node: &'a MarkedYamlOwned,
+    what: &str,
+    c: &mut Collector,
+) -> &'a [MarkedYamlOwned] {
     match &node.data {
         YamlDataOwned::Sequence(items) => items,
         _ => {
-            c.error(loc_of(node), format!("{what} must be a list, found {}", kind(node)));
+            c.error(
+                loc_of(node),
+                format!("{what} must be a list, found {}", kind(node)),
+            );
             &[]
         }
     }
@@ -178,7 +214,10 @@ fn scalar_str(node: &MarkedYamlOwned) -> Option<String> {
 pub fn string(node: &MarkedYamlOwned, what: &str, c: &mut Collector) -> Option<String> {
     let s = scalar_str(node);
     if s.is_none() {
-        c.error(loc_of(node), format!("{what} must be a string, found {}", kind(node)));
+        c.error(
+            loc_of(node),
+            format!("{what} must be a string, found {}", kind(node)),
+        );
     }
     s
 }
@@ -187,7 +226,10 @@ pub fn boolean(node: &MarkedYamlOwned, what: &str, c: &mut Collector) -> Option<
     match &node.data {
         YamlDataOwned::Value(ScalarOwned::Boolean(b)) => Some(*b),
         _ => {
-            c.error(loc_of(node), format!("{what} must be true or false, found {}", kind(node)));
+            c.error(
+                loc_of(node),
+                format!("{what} must be true or false, found {}", kind(node)),
+            );
             None
         }
     }
@@ -197,7 +239,10 @@ pub fn integer(node: &MarkedYamlOwned, what: &str, c: &mut Collector) -> Option<
     match &node.data {
         YamlDataOwned::Value(ScalarOwned::Integer(i)) => Some(*i),
         _ => {
-            c.error(loc_of(node), format!("{what} must be an integer, found {}", kind(node)));
+            c.error(
+                loc_of(node),
+                format!("{what} must be an integer, found {}", kind(node)),
+            );
             None
         }
     }
@@ -219,10 +264,14 @@ pub fn is_null(node: &MarkedYamlOwned) -> bool {
 /// string, otherwise double-quoted (JSON string syntax is valid YAML).
 pub fn scalar(s: &str) -> String {
     let plain_safe = !s.is_empty()
-        && s.chars().all(|ch| ch.is_ascii_alphanumeric() || "@._-+/ ".contains(ch))
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "@._-+/ ".contains(ch))
         && !s.starts_with([' ', '-', '.'])
         && !s.ends_with(' ')
-        && !matches!(s, "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~")
+        && !matches!(
+            s,
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+        )
         && s.parse::<f64>().is_err()
         && !s.contains(" #");
     if plain_safe {

@@ -717,7 +717,10 @@ fn every_kind_of_removal_counts() {
         ]
     );
     assert_eq!(plan.removals.planned, 3);
-    assert_eq!(plan.removals.members, 22);
+    assert_eq!(
+        plan.removals.members, 23,
+        "members plus the pending invitation"
+    );
     assert_eq!(plan.removals.allowed, 5);
     assert_eq!(plan.counts().remove, 3);
     // At a limit of 2, any two of them would pass and the three do not.

@@ -62,10 +62,17 @@ pub fn app(state: AppState) -> Router {
         .route("/teams/{team}/members", get(members))
         .route("/teams/{team}/audit", get(audit))
         .route("/teams/{team}/check", get(check))
-        .route("/teams/{team}/api-keys", post(create_api_key).get(list_api_keys))
+        .route(
+            "/teams/{team}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
         .route("/teams/{team}/api-keys/{id}", delete(revoke_api_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::layer,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
@@ -94,11 +101,24 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), extra: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extra: None,
+        }
     }
 
     pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
+        }
     }
 
     pub fn not_found() -> Self {
@@ -108,7 +128,11 @@ impl ApiError {
     /// Logs the cause; the client learns only that something failed.
     pub fn internal(cause: &str) -> Self {
         tracing::error!(cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the service failed; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed; it has been logged",
+        )
     }
 }
 
@@ -128,9 +152,13 @@ impl IntoResponse for ApiError {
             obj.extend(extra);
         }
         let mut res = (self.status, Json(body)).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -140,32 +168,50 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound => ApiError::not_found(),
-            ServiceError::Unauthenticated => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing, unknown, expired or revoked credential")
+            ServiceError::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "missing, unknown, expired or revoked credential",
+            ),
+            ServiceError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }
-            ServiceError::Forbidden(detail) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
             ServiceError::VersionConflict { expected, actual } => ApiError {
                 extra: Some(json!({ "expected_version": expected, "current_version": actual })),
                 ..ApiError::new(
                     StatusCode::CONFLICT,
                     "version_conflict",
-                    format!("the team changed: it is at version {actual}, not {expected}; plan again"),
+                    format!(
+                        "the team changed: it is at version {actual}, not {expected}; plan again"
+                    ),
                 )
             },
-            ServiceError::Change { index, action, error } => {
+            ServiceError::Change {
+                index,
+                action,
+                error,
+            } => {
                 let status = match error.code() {
-                    "already_member" | "already_invited" | "role_exists" | "role_in_use" | "team_exists"
-                    | "seat_limit_reached" => StatusCode::CONFLICT,
+                    "already_member" | "already_invited" | "role_exists" | "role_in_use"
+                    | "team_exists" | "seat_limit_reached" => StatusCode::CONFLICT,
                     "owner_protected" => StatusCode::FORBIDDEN,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError {
                     extra: Some(json!({ "change_index": index, "action": action })),
-                    ..ApiError::new(status, error.code(), format!("change {index} ({action}): {error}"))
+                    ..ApiError::new(
+                        status,
+                        error.code(),
+                        format!("change {index} ({action}): {error}"),
+                    )
                 }
             }
-            ServiceError::Invalid { code, message } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
-            ServiceError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            ServiceError::Invalid { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            ServiceError::Conflict(detail) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+            }
             ServiceError::Store(e) => ApiError::internal(&e.to_string()),
         }
     }
@@ -179,16 +225,23 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as application/json",
             ),
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {}", e.body_text()))
-            }
+            JsonRejection::JsonSyntaxError(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {}", e.body_text()),
+            ),
             JsonRejection::JsonDataError(e) => ApiError::validation(
                 "the body does not match the expected shape",
-                vec![FieldError { field: "body".into(), message: e.body_text() }],
+                vec![FieldError {
+                    field: "body".into(),
+                    message: e.body_text(),
+                }],
             ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("bodies are limited to {BODY_LIMIT} bytes"))
-            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("bodies are limited to {BODY_LIMIT} bytes"),
+            ),
             other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
         }
     }
@@ -198,7 +251,10 @@ impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::validation(
             "the query string is invalid",
-            vec![FieldError { field: "query".into(), message: r.body_text() }],
+            vec![FieldError {
+                field: "query".into(),
+                message: r.body_text(),
+            }],
         )
     }
 }
@@ -218,7 +274,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this resource does not support that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not support that method",
+    )
 }
 
 // ------------------------------------------------------------ identity
@@ -232,7 +292,10 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             let text = value.to_str().map_err(|_| ServiceError::Unauthenticated)?;
-            let token = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).map(str::trim);
+            let token = text
+                .strip_prefix("Bearer ")
+                .or_else(|| text.strip_prefix("bearer "))
+                .map(str::trim);
             match token {
                 Some(t) if t.starts_with("tfk_") || t.starts_with("tfp_") => {
                     return Ok(Caller(state.service.authenticate(t).await?));
@@ -259,7 +322,9 @@ impl FromRequestParts<AppState> for Caller {
 fn jwt_email(parts: &Parts) -> Option<Email> {
     use lambda_http::request::RequestContext;
     let ctx = parts.extensions.get::<RequestContext>()?;
-    let RequestContext::ApiGatewayV2(ctx) = ctx else { return None };
+    let RequestContext::ApiGatewayV2(ctx) = ctx else {
+        return None;
+    };
     let claims = &ctx.authorizer.as_ref()?.jwt.as_ref()?.claims;
     let verified = claims.get("email_verified").is_some_and(|v| v == "true");
     if !verified {
@@ -275,14 +340,20 @@ fn team_id(raw: &str) -> Result<TeamId, ApiError> {
 
 /// `If-Match: "5"` (or `W/"5"`, or `5`) as a version.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     let text = v.to_str().unwrap_or("").trim();
     if text == "*" {
         return Ok(None);
     }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_if_match", "If-Match must be the team's ETag, a version like \"5\"")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_if_match",
+            "If-Match must be the team's ETag, a version like \"5\"",
+        )
     })
 }
 
@@ -328,20 +399,32 @@ async fn create_team(
     Body(body): Body<CreateTeam>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let team = TeamId::parse(&body.team).map_err(|e| errors.push(field("team", e))).ok();
-    let owner = Email::parse(&body.owner).map_err(|e| errors.push(field("owner", e))).ok();
+    let team = TeamId::parse(&body.team)
+        .map_err(|e| errors.push(field("team", e)))
+        .ok();
+    let owner = Email::parse(&body.owner)
+        .map_err(|e| errors.push(field("owner", e)))
+        .ok();
     let (Some(team), Some(owner)) = (team, owner) else {
         return Err(ApiError::validation("the team cannot be created", errors));
     };
     let display_name = body.display_name.unwrap_or_else(|| team.to_string());
-    let change = Change::CreateTeam { display_name, owner };
-    let applied =
-        state.service.execute(&team, &who, &[change], Some(0), &BatchOptions::default()).await?;
+    let change = Change::CreateTeam {
+        display_name,
+        owner,
+    };
+    let applied = state
+        .service
+        .execute(&team, &who, &[change], Some(0), &BatchOptions::default())
+        .await?;
     Ok((StatusCode::CREATED, etag(applied.version), Json(applied)).into_response())
 }
 
 fn field(name: &str, e: impl std::fmt::Display) -> FieldError {
-    FieldError { field: name.into(), message: e.to_string() }
+    FieldError {
+        field: name.into(),
+        message: e.to_string(),
+    }
 }
 
 async fn team_state(
@@ -350,7 +433,10 @@ async fn team_state(
     Path(team): Path<String>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
-    let snapshot = state.service.authorized(&team, &who, "team.members.read").await?;
+    let snapshot = state
+        .service
+        .authorized(&team, &who, "team.members.read")
+        .await?;
     Ok((etag(snapshot.version), Json(snapshot)).into_response())
 }
 
@@ -401,7 +487,10 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::validation(
             "limit out of range",
-            vec![FieldError { field: "limit".into(), message: format!("must be between 1 and {MAX_PAGE}") }],
+            vec![FieldError {
+                field: "limit".into(),
+                message: format!("must be between 1 and {MAX_PAGE}"),
+            }],
         )),
     }
 }
@@ -413,7 +502,15 @@ fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::validation("bad cursor", vec![FieldError { field: "cursor".into(), message: "not a cursor this API gave out".into() }]))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "bad cursor",
+                vec![FieldError {
+                    field: "cursor".into(),
+                    message: "not a cursor this API gave out".into(),
+                }],
+            )
+        })
 }
 
 fn encode_cursor(key: &str) -> String {
@@ -433,11 +530,17 @@ async fn members(
         if s != "joined" && s != "pending" {
             return Err(ApiError::validation(
                 "unknown status",
-                vec![FieldError { field: "status".into(), message: "must be `joined` or `pending`".into() }],
+                vec![FieldError {
+                    field: "status".into(),
+                    message: "must be `joined` or `pending`".into(),
+                }],
             ));
         }
     }
-    let all = state.service.members(&team, &who, p.role.as_deref(), p.status.as_deref()).await?;
+    let all = state
+        .service
+        .members(&team, &who, p.role.as_deref(), p.status.as_deref())
+        .await?;
     let start = match &after {
         Some(a) => all.partition_point(|m| m.email.to_lowercase() <= *a),
         None => 0,
@@ -463,7 +566,10 @@ async fn audit(
     Params(p): Params<PageParams>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
-    let page = PageRequest { limit: Some(page_limit(p.limit)?), after: decode_cursor(p.cursor.as_deref())? };
+    let page = PageRequest {
+        limit: Some(page_limit(p.limit)?),
+        after: decode_cursor(p.cursor.as_deref())?,
+    };
     let page = state.service.audit(&team, &who, page).await?;
     let items: Vec<Value> = page
         .items
@@ -475,7 +581,11 @@ async fn audit(
             Value::Object(attrs)
         })
         .collect();
-    Ok(Json(ListPage { items, next_cursor: page.next.as_deref().map(encode_cursor) }).into_response())
+    Ok(Json(ListPage {
+        items,
+        next_cursor: page.next.as_deref().map(encode_cursor),
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,7 +607,10 @@ async fn check(
     if catalog.permission(&p.permission).is_none() {
         return Err(ApiError::validation(
             "unknown permission",
-            vec![FieldError { field: "permission".into(), message: format!("`{}` is not in the catalog", p.permission) }],
+            vec![FieldError {
+                field: "permission".into(),
+                message: format!("`{}` is not in the catalog", p.permission),
+            }],
         ));
     }
     let perm = p.permission.clone();
@@ -506,7 +619,9 @@ async fn check(
         crate::auth::Standing::Roles(roles) => catalog.allows(&roles, &snapshot.roles, &perm),
         crate::auth::Standing::Outsider => false,
     };
-    Ok(Json(json!({ "permission": p.permission, "allowed": allowed })))
+    Ok(Json(
+        json!({ "permission": p.permission, "allowed": allowed }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -525,7 +640,10 @@ async fn create_api_key(
     Body(body): Body<CreateApiKey>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
-    let created = state.service.create_api_key(&team, &who, &body.name, &body.roles, body.expires_at).await?;
+    let created = state
+        .service
+        .create_api_key(&team, &who, &body.name, &body.roles, body.expires_at)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -536,7 +654,11 @@ async fn list_api_keys(
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
     let keys = state.service.list_api_keys(&team, &who).await?;
-    Ok(Json(ListPage { items: keys, next_cursor: None }).into_response())
+    Ok(Json(ListPage {
+        items: keys,
+        next_cursor: None,
+    })
+    .into_response())
 }
 
 async fn revoke_api_key(
@@ -566,16 +688,28 @@ async fn create_token(
         Principal::Person { email } => Some(email.clone()),
         Principal::LocalOwner => None,
         Principal::ApiKey { .. } => {
-            return Err(ServiceError::Forbidden("API keys cannot make personal tokens".into()).into());
+            return Err(
+                ServiceError::Forbidden("API keys cannot make personal tokens".into()).into(),
+            );
         }
     };
-    let created = state.service.create_token(email.as_ref(), &body.name, body.expires_at).await?;
+    let created = state
+        .service
+        .create_token(email.as_ref(), &body.name, body.expires_at)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn list_tokens(State(state): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Response, ApiError> {
     let tokens = state.service.list_tokens(&who).await?;
-    Ok(Json(ListPage { items: tokens, next_cursor: None }).into_response())
+    Ok(Json(ListPage {
+        items: tokens,
+        next_cursor: None,
+    })
+    .into_response())
 }
 
 async fn delete_token(

@@ -17,7 +17,11 @@ pub enum Principal {
     /// A person, from a personal access token or verified JWT claims.
     Person { email: Email },
     /// A team API key: its team, id and roles (never `owner`).
-    ApiKey { team: TeamId, id: String, roles: Roles },
+    ApiKey {
+        team: TeamId,
+        id: String,
+        roles: Roles,
+    },
 }
 
 /// How a principal stands in one team.
@@ -47,7 +51,9 @@ impl Principal {
                 Some(m) => Standing::Roles(m.roles.clone()),
                 None => Standing::Outsider,
             },
-            Principal::ApiKey { team, roles, .. } if team == &state.team => Standing::Roles(roles.clone()),
+            Principal::ApiKey { team, roles, .. } if team == &state.team => {
+                Standing::Roles(roles.clone())
+            }
             Principal::ApiKey { .. } => Standing::Outsider,
         }
     }
@@ -58,7 +64,9 @@ impl Principal {
             (Standing::Outsider, _) => false,
             (Standing::Owner, _) => true,
             (Standing::Roles(_), Requirement::Owner) => false,
-            (Standing::Roles(roles), Requirement::Permission(p)) => catalog.allows(&roles, &state.roles, p),
+            (Standing::Roles(roles), Requirement::Permission(p)) => {
+                catalog.allows(&roles, &state.roles, p)
+            }
         }
     }
 }
@@ -76,13 +84,21 @@ pub struct PrincipalView {
 impl From<&Principal> for PrincipalView {
     fn from(p: &Principal) -> Self {
         match p {
-            Principal::LocalOwner => PrincipalView { kind: "local_owner", email: None, team: None },
-            Principal::Person { email } => {
-                PrincipalView { kind: "person", email: Some(email.to_string()), team: None }
-            }
-            Principal::ApiKey { team, .. } => {
-                PrincipalView { kind: "api_key", email: None, team: Some(team.to_string()) }
-            }
+            Principal::LocalOwner => PrincipalView {
+                kind: "local_owner",
+                email: None,
+                team: None,
+            },
+            Principal::Person { email } => PrincipalView {
+                kind: "person",
+                email: Some(email.to_string()),
+                team: None,
+            },
+            Principal::ApiKey { team, .. } => PrincipalView {
+                kind: "api_key",
+                email: None,
+                team: Some(team.to_string()),
+            },
         }
     }
 }

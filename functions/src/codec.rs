@@ -55,10 +55,19 @@ pub fn event_sk(prefix: &str, version: u64, seq: usize) -> String {
 }
 
 /// Attributes of a serializable value, plus the item's `type`.
-pub fn encode<T: Serialize>(pk: String, sk: String, kind: &str, value: &T) -> Result<Item, StoreError> {
+pub fn encode<T: Serialize>(
+    pk: String,
+    sk: String,
+    kind: &str,
+    value: &T,
+) -> Result<Item, StoreError> {
     let attrs = match serde_json::to_value(value) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(StoreError::Malformed(format!("{kind} does not encode as a map"))),
+        Ok(_) => {
+            return Err(StoreError::Malformed(format!(
+                "{kind} does not encode as a map"
+            )));
+        }
         Err(e) => return Err(StoreError::Malformed(format!("{kind}: {e}"))),
     };
     let mut item = Item { pk, sk, attrs };
@@ -121,7 +130,15 @@ struct RoleItem {
 }
 
 pub fn role_item(team: &TeamId, name: &RoleName, role: &CustomRole) -> Result<Item, StoreError> {
-    encode(team_pk(team), role_sk(name), "role", &RoleItem { name: name.clone(), role: role.clone() })
+    encode(
+        team_pk(team),
+        role_sk(name),
+        "role",
+        &RoleItem {
+            name: name.clone(),
+            role: role.clone(),
+        },
+    )
 }
 
 pub fn transfer_item(team: &TeamId, t: &PendingTransfer) -> Result<Item, StoreError> {

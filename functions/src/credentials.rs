@@ -88,12 +88,18 @@ impl Service {
     ) -> Result<Created<ApiKeyView>, ServiceError> {
         let state = self.authorized(team, who, "team.api_keys.manage").await?;
         if name.trim().is_empty() || name.len() > 100 {
-            return Err(ServiceError::Invalid { code: "validation_failed", message: "name must be 1 to 100 characters".into() });
+            return Err(ServiceError::Invalid {
+                code: "validation_failed",
+                message: "name must be 1 to 100 characters".into(),
+            });
         }
         check_grant(self, &state, who, roles)?;
         let now = self.now();
         if expires_at.is_some_and(|t| t <= now) {
-            return Err(ServiceError::Invalid { code: "validation_failed", message: "expires_at is in the past".into() });
+            return Err(ServiceError::Invalid {
+                code: "validation_failed",
+                message: "expires_at is in the past".into(),
+            });
         }
         let fresh = secret::generate("tfk_");
         let view = ApiKeyView {
@@ -105,7 +111,10 @@ impl Service {
             last_used_at: None,
             created_by: who.actor(),
         };
-        let record = KeyRecord { view: view.clone(), hash: fresh.hash.clone() };
+        let record = KeyRecord {
+            view: view.clone(),
+            hash: fresh.hash.clone(),
+        };
         let mut lookup = Item::new(format!("KEY#{}", fresh.hash), "KEY")
             .with("type", "api_key_lookup")
             .with("team", team.as_str())
@@ -118,14 +127,25 @@ impl Service {
                 item: codec::encode(codec::team_pk(team), key_sk(&view.id), "api_key", &record)?,
                 condition: Condition::NotExists,
             },
-            Write::Put { item: lookup, condition: Condition::NotExists },
+            Write::Put {
+                item: lookup,
+                condition: Condition::NotExists,
+            },
         ];
         let detail = json!({ "id": view.id, "name": view.name, "roles": view.roles });
-        self.commit_operation(&state, who, "create_api_key", detail, writes).await?;
-        Ok(Created { view, secret: fresh.secret })
+        self.commit_operation(&state, who, "create_api_key", detail, writes)
+            .await?;
+        Ok(Created {
+            view,
+            secret: fresh.secret,
+        })
     }
 
-    pub async fn list_api_keys(&self, team: &TeamId, who: &Principal) -> Result<Vec<ApiKeyView>, ServiceError> {
+    pub async fn list_api_keys(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+    ) -> Result<Vec<ApiKeyView>, ServiceError> {
         self.authorized(team, who, "team.api_keys.manage").await?;
         let pk = codec::team_pk(team);
         let items = self.store().query_all(&pk, codec::APIKEY).await?;
@@ -141,18 +161,40 @@ impl Service {
         Ok(out)
     }
 
-    pub async fn revoke_api_key(&self, team: &TeamId, who: &Principal, id: &str) -> Result<(), ServiceError> {
+    pub async fn revoke_api_key(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        id: &str,
+    ) -> Result<(), ServiceError> {
         let state = self.authorized(team, who, "team.api_keys.manage").await?;
         let pk = codec::team_pk(team);
-        let item = self.store().get(&pk, &key_sk(id)).await?.ok_or(ServiceError::NotFound)?;
+        let item = self
+            .store()
+            .get(&pk, &key_sk(id))
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         let record: KeyRecord = codec::decode(&item, &[])?;
         let writes = vec![
-            Write::Delete { pk: pk.clone(), sk: key_sk(id), condition: Condition::Exists },
-            Write::Delete { pk: format!("KEY#{}", record.hash), sk: "KEY".into(), condition: Condition::None },
-            Write::Delete { pk, sk: key_used_sk(id), condition: Condition::None },
+            Write::Delete {
+                pk: pk.clone(),
+                sk: key_sk(id),
+                condition: Condition::Exists,
+            },
+            Write::Delete {
+                pk: format!("KEY#{}", record.hash),
+                sk: "KEY".into(),
+                condition: Condition::None,
+            },
+            Write::Delete {
+                pk,
+                sk: key_used_sk(id),
+                condition: Condition::None,
+            },
         ];
         let detail = json!({ "id": id, "name": record.view.name });
-        self.commit_operation(&state, who, "revoke_api_key", detail, writes).await?;
+        self.commit_operation(&state, who, "revoke_api_key", detail, writes)
+            .await?;
         Ok(())
     }
 
@@ -165,10 +207,26 @@ impl Service {
         expires_at: Option<Timestamp>,
     ) -> Result<Created<TokenView>, ServiceError> {
         let fresh = secret::generate("tfp_");
-        let view = TokenView { id: secret::id(), name: name.to_owned(), created_at: self.now(), expires_at };
-        let record = TokenRecord { view: view.clone(), hash: fresh.hash.clone(), email: email.cloned() };
-        let owner_pk = email.map(codec::user_pk).unwrap_or_else(|| "LOCAL#owner".to_owned());
-        let mut lookup = codec::encode(format!("PAT#{}", fresh.hash), "PAT".into(), "token_lookup", &record)?;
+        let view = TokenView {
+            id: secret::id(),
+            name: name.to_owned(),
+            created_at: self.now(),
+            expires_at,
+        };
+        let record = TokenRecord {
+            view: view.clone(),
+            hash: fresh.hash.clone(),
+            email: email.cloned(),
+        };
+        let owner_pk = email
+            .map(codec::user_pk)
+            .unwrap_or_else(|| "LOCAL#owner".to_owned());
+        let mut lookup = codec::encode(
+            format!("PAT#{}", fresh.hash),
+            "PAT".into(),
+            "token_lookup",
+            &record,
+        )?;
         let mut listed = codec::encode(owner_pk, format!("PAT#{}", view.id), "token", &record)?;
         if let Some(t) = valid_until(expires_at) {
             lookup.attrs.insert("expires_at".into(), t.into());
@@ -176,11 +234,20 @@ impl Service {
         }
         self.store()
             .transact(vec![
-                Write::Put { item: lookup, condition: Condition::NotExists },
-                Write::Put { item: listed, condition: Condition::NotExists },
+                Write::Put {
+                    item: lookup,
+                    condition: Condition::NotExists,
+                },
+                Write::Put {
+                    item: listed,
+                    condition: Condition::NotExists,
+                },
             ])
             .await?;
-        Ok(Created { view, secret: fresh.secret })
+        Ok(Created {
+            view,
+            secret: fresh.secret,
+        })
     }
 
     pub async fn list_tokens(&self, who: &Principal) -> Result<Vec<TokenView>, ServiceError> {
@@ -188,19 +255,35 @@ impl Service {
         let items = self.store().query_all(&pk, "PAT#").await?;
         items
             .iter()
-            .map(|i| codec::decode::<TokenRecord>(i, &["expires_at"]).map(|r| r.view).map_err(ServiceError::from))
+            .map(|i| {
+                codec::decode::<TokenRecord>(i, &["expires_at"])
+                    .map(|r| r.view)
+                    .map_err(ServiceError::from)
+            })
             .collect()
     }
 
     pub async fn delete_token(&self, who: &Principal, id: &str) -> Result<(), ServiceError> {
         let pk = token_owner_pk(who)?;
         let sk = format!("PAT#{id}");
-        let item = self.store().get(&pk, &sk).await?.ok_or(ServiceError::NotFound)?;
+        let item = self
+            .store()
+            .get(&pk, &sk)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         let record: TokenRecord = codec::decode(&item, &["expires_at"])?;
         self.store()
             .transact(vec![
-                Write::Delete { pk, sk, condition: Condition::Exists },
-                Write::Delete { pk: format!("PAT#{}", record.hash), sk: "PAT".into(), condition: Condition::None },
+                Write::Delete {
+                    pk,
+                    sk,
+                    condition: Condition::Exists,
+                },
+                Write::Delete {
+                    pk: format!("PAT#{}", record.hash),
+                    sk: "PAT".into(),
+                    condition: Condition::None,
+                },
             ])
             .await?;
         Ok(())
@@ -208,7 +291,11 @@ impl Service {
 
     /// Whether any personal token exists for the local owner.
     pub async fn has_local_owner_token(&self) -> Result<bool, ServiceError> {
-        Ok(!self.store().query_all("LOCAL#owner", "PAT#").await?.is_empty())
+        Ok(!self
+            .store()
+            .query_all("LOCAL#owner", "PAT#")
+            .await?
+            .is_empty())
     }
 
     /// Resolves a bearer secret. Unknown, revoked or expired: `Unauthenticated`.
@@ -216,26 +303,45 @@ impl Service {
         let now = self.now();
         if bearer.starts_with("tfk_") {
             let hash = secret::hash(bearer);
-            let lookup =
-                self.store().get(&format!("KEY#{hash}"), "KEY").await?.ok_or(ServiceError::Unauthenticated)?;
+            let lookup = self
+                .store()
+                .get(&format!("KEY#{hash}"), "KEY")
+                .await?
+                .ok_or(ServiceError::Unauthenticated)?;
             let (Some(team), Some(id)) = (lookup.str("team"), lookup.str("id")) else {
                 return Err(ServiceError::Unauthenticated);
             };
             let team = TeamId::parse(team).map_err(|_| ServiceError::Unauthenticated)?;
             let pk = codec::team_pk(&team);
-            let item = self.store().get(&pk, &key_sk(id)).await?.ok_or(ServiceError::Unauthenticated)?;
+            let item = self
+                .store()
+                .get(&pk, &key_sk(id))
+                .await?
+                .ok_or(ServiceError::Unauthenticated)?;
             let record: KeyRecord = codec::decode(&item, &[])?;
-            if !secret::matches(bearer, &record.hash) || record.view.expires_at.is_some_and(|t| now >= t) {
+            if !secret::matches(bearer, &record.hash)
+                || record.view.expires_at.is_some_and(|t| now >= t)
+            {
                 return Err(ServiceError::Unauthenticated);
             }
             self.touch_key(&pk, id, now).await;
-            return Ok(Principal::ApiKey { team, id: record.view.id, roles: record.view.roles });
+            return Ok(Principal::ApiKey {
+                team,
+                id: record.view.id,
+                roles: record.view.roles,
+            });
         }
         if bearer.starts_with("tfp_") {
             let hash = secret::hash(bearer);
-            let item = self.store().get(&format!("PAT#{hash}"), "PAT").await?.ok_or(ServiceError::Unauthenticated)?;
+            let item = self
+                .store()
+                .get(&format!("PAT#{hash}"), "PAT")
+                .await?
+                .ok_or(ServiceError::Unauthenticated)?;
             let record: TokenRecord = codec::decode(&item, &["expires_at"])?;
-            if !secret::matches(bearer, &record.hash) || record.view.expires_at.is_some_and(|t| now >= t) {
+            if !secret::matches(bearer, &record.hash)
+                || record.view.expires_at.is_some_and(|t| now >= t)
+            {
                 return Err(ServiceError::Unauthenticated);
             }
             return Ok(match record.email {
@@ -259,8 +365,17 @@ impl Service {
                 return;
             }
         }
-        let item = Item::new(pk, sk).with("type", "api_key_use").with("at", now.to_rfc3339());
-        if let Err(e) = self.store().transact(vec![Write::Put { item, condition: Condition::None }]).await {
+        let item = Item::new(pk, sk)
+            .with("type", "api_key_use")
+            .with("at", now.to_rfc3339());
+        if let Err(e) = self
+            .store()
+            .transact(vec![Write::Put {
+                item,
+                condition: Condition::None,
+            }])
+            .await
+        {
             tracing::warn!(error = %e, "could not record API key use");
         }
     }
@@ -270,8 +385,8 @@ fn token_owner_pk(who: &Principal) -> Result<String, ServiceError> {
     match who {
         Principal::Person { email } => Ok(codec::user_pk(email)),
         Principal::LocalOwner => Ok("LOCAL#owner".to_owned()),
-        Principal::ApiKey { .. } => {
-            Err(ServiceError::Forbidden("personal tokens belong to people, not to API keys".into()))
-        }
+        Principal::ApiKey { .. } => Err(ServiceError::Forbidden(
+            "personal tokens belong to people, not to API keys".into(),
+        )),
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod codec;
 pub mod credentials;
+pub mod idempotency;
 pub mod secret;
 pub mod service;
 pub mod store;
@@ -31,8 +32,14 @@ pub fn load_catalog(name_or_path: &str) -> Result<Catalog, String> {
         return Ok(c);
     }
     let source = std::fs::read_to_string(name_or_path).map_err(|e| {
-        let presets: Vec<&str> = teamform_core::catalog::PRESETS.iter().map(|(n, _)| *n).collect();
-        format!("catalog `{name_or_path}` is neither a preset ({}) nor a readable file: {e}", presets.join(", "))
+        let presets: Vec<&str> = teamform_core::catalog::PRESETS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        format!(
+            "catalog `{name_or_path}` is neither a preset ({}) nor a readable file: {e}",
+            presets.join(", ")
+        )
     })?;
     Catalog::from_yaml(name_or_path, &source).map_err(|d| d.to_string())
 }

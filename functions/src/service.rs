@@ -34,7 +34,11 @@ pub enum ServiceError {
     #[error("the team is at version {actual}, not {expected}")]
     VersionConflict { expected: u64, actual: u64 },
     #[error("change {index} ({action}): {error}")]
-    Change { index: usize, action: &'static str, error: ChangeError },
+    Change {
+        index: usize,
+        action: &'static str,
+        error: ChangeError,
+    },
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
@@ -45,7 +49,10 @@ pub enum ServiceError {
 
 impl ServiceError {
     fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        ServiceError::Invalid { code, message: message.into() }
+        ServiceError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -119,8 +126,19 @@ pub struct MemberView {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>, clock: Arc<dyn Clock>, public_url: String) -> Self {
-        Self { mail_sink: None, store, catalog, clock, public_url }
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
+        Self {
+            mail_sink: None,
+            store,
+            catalog,
+            clock,
+            public_url,
+        }
     }
 
     pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
@@ -153,7 +171,13 @@ impl Service {
         let invitations = s.query_all(&pk, codec::INVITE).await?;
         let roles = s.query_all(&pk, codec::ROLE).await?;
         let transfer = s.get(&pk, codec::TRANSFER).await?;
-        Ok(codec::state_from_items(meta, members, invitations, roles, transfer)?)
+        Ok(codec::state_from_items(
+            meta,
+            members,
+            invitations,
+            roles,
+            transfer,
+        )?)
     }
 
     /// Loads a team the principal may see, else `NotFound` (never revealing
@@ -175,7 +199,9 @@ impl Service {
     ) -> Result<TeamState, ServiceError> {
         let state = self.visible(team, who).await?;
         if !who.may(&state, &self.catalog, Requirement::Permission(permission)) {
-            return Err(ServiceError::Forbidden(format!("this needs the permission `{permission}`")));
+            return Err(ServiceError::Forbidden(format!(
+                "this needs the permission `{permission}`"
+            )));
         }
         Ok(state)
     }
@@ -190,8 +216,11 @@ impl Service {
     ) -> Result<Vec<MemberView>, ServiceError> {
         let state = self.authorized(team, who, "team.members.read").await?;
         let now = self.now();
-        let show_signin =
-            who.may(&state, &self.catalog, Requirement::Permission("team.members.signin_method.read"));
+        let show_signin = who.may(
+            &state,
+            &self.catalog,
+            Requirement::Permission("team.members.signin_method.read"),
+        );
         let joined = state.members.values().map(|m| MemberView {
             email: m.email.to_string(),
             name: m.name.clone(),
@@ -199,7 +228,8 @@ impl Service {
             status: "joined".into(),
             expires_at: None,
             expired: None,
-            signin_method: show_signin.then(|| if m.two_factor { "email+2fa" } else { "email" }.to_owned()),
+            signin_method: show_signin
+                .then(|| if m.two_factor { "email+2fa" } else { "email" }.to_owned()),
         });
         let pending = state.invitations.values().map(|i| MemberView {
             email: i.email.to_string(),
@@ -241,7 +271,12 @@ impl Service {
                 }
                 state
             }
-            None if creating => TeamState::new(team.clone(), String::new(), placeholder_owner(changes)?, now),
+            None if creating => TeamState::new(
+                team.clone(),
+                String::new(),
+                placeholder_owner(changes)?,
+                now,
+            ),
             None => return Err(ServiceError::NotFound),
         };
         if creating && state.version != 0 {
@@ -253,19 +288,46 @@ impl Service {
         }
         if let Some(expected) = expected {
             if expected != state.version {
-                return Err(ServiceError::VersionConflict { expected, actual: state.version });
+                return Err(ServiceError::VersionConflict {
+                    expected,
+                    actual: state.version,
+                });
             }
         }
         let mut steps = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             let action = change.action();
             self.authorize_change(who, &state, change, index, options)?;
-            state.apply(change, &self.catalog, now).map_err(|error| ServiceError::Change { index, action, error })?;
+            state
+                .apply(change, &self.catalog, now)
+                .map_err(|error| ServiceError::Change {
+                    index,
+                    action,
+                    error,
+                })?;
             steps.push(self.step(&state, change, who, now)?);
+        }
+        // Seats are counted once the whole batch is applied: a plan that swaps
+        // one person for another at the limit invites before it removes.
+        let last_invite = changes
+            .iter()
+            .rposition(|c| matches!(c, Change::Invite { .. } | Change::Reinvite { .. }));
+        if let Some(index) = last_invite {
+            state
+                .check_seats(now)
+                .map_err(|error| ServiceError::Change {
+                    index,
+                    action: "invite",
+                    error,
+                })?;
         }
         // `apply` never touches the version: it is still the one read.
         let version = self.commit(team, state.version, steps, now).await?;
-        Ok(Applied { team: team.clone(), version, applied: changes.len() })
+        Ok(Applied {
+            team: team.clone(),
+            version,
+            applied: changes.len(),
+        })
     }
 
     fn authorize_change(
@@ -280,7 +342,9 @@ impl Service {
             return match who {
                 Principal::LocalOwner => Ok(()),
                 Principal::Person { email } if email == owner => Ok(()),
-                _ => Err(ServiceError::Forbidden("a team is created by its owner".into())),
+                _ => Err(ServiceError::Forbidden(
+                    "a team is created by its owner".into(),
+                )),
             };
         }
         let req = change.requirement();
@@ -289,13 +353,20 @@ impl Service {
                 Requirement::Owner => "only the owner may do this".to_owned(),
                 Requirement::Permission(p) => format!("this needs the permission `{p}`"),
             };
-            return Err(ServiceError::Forbidden(format!("change {index} ({}): {need}", change.action())));
+            return Err(ServiceError::Forbidden(format!(
+                "change {index} ({}): {need}",
+                change.action()
+            )));
         }
-        if let (Principal::Person { email }, Change::RemoveMember { email: target, .. }) = (who, change) {
+        if let (Principal::Person { email }, Change::RemoveMember { email: target, .. }) =
+            (who, change)
+        {
             if email == target && !options.allow_self_removal {
                 return Err(ServiceError::invalid(
                     "self_removal",
-                    format!("change {index} removes your own access; set allow_self_removal to mean it"),
+                    format!(
+                        "change {index} removes your own access; set allow_self_removal to mean it"
+                    ),
                 ));
             }
         }
@@ -303,13 +374,26 @@ impl Service {
     }
 
     /// The writes, audit record and emails of one change already applied to `state`.
-    fn step(&self, state: &TeamState, change: &Change, who: &Principal, now: Timestamp) -> Result<Step, ServiceError> {
+    fn step(
+        &self,
+        state: &TeamState,
+        change: &Change,
+        who: &Principal,
+        now: Timestamp,
+    ) -> Result<Step, ServiceError> {
         let team = &state.team;
         let pk = codec::team_pk(team);
         let mut writes = Vec::new();
         let mut mails = Vec::new();
-        let put = |item: Item| Write::Put { item, condition: Condition::None };
-        let delete = |pk: String, sk: String| Write::Delete { pk, sk, condition: Condition::None };
+        let put = |item: Item| Write::Put {
+            item,
+            condition: Condition::None,
+        };
+        let delete = |pk: String, sk: String| Write::Delete {
+            pk,
+            sk,
+            condition: Condition::None,
+        };
         match change {
             Change::CreateTeam { owner, .. } => {
                 if let Some(m) = state.members.get(owner) {
@@ -323,14 +407,25 @@ impl Service {
                     writes.push(put(codec::role_item(team, name, role)?));
                 }
             }
-            Change::DeleteRole { name, .. } => writes.push(delete(pk.clone(), codec::role_sk(name))),
+            Change::DeleteRole { name, .. } => {
+                writes.push(delete(pk.clone(), codec::role_sk(name)))
+            }
             Change::Invite { email, .. } | Change::Reinvite { email, .. } => {
                 let Some(inv) = state.invitations.get(email) else {
-                    return Err(ServiceError::Store(StoreError::Malformed("invitation vanished".into())));
+                    return Err(ServiceError::Store(StoreError::Malformed(
+                        "invitation vanished".into(),
+                    )));
                 };
                 let link = secret::generate("tfi_");
                 writes.push(put(codec::invite_item(team, inv)?));
-                writes.push(put(token_item(&link.hash, "invitation", team, email, inv.created_at, inv.expires_at)));
+                writes.push(put(token_item(
+                    &link.hash,
+                    "invitation",
+                    team,
+                    email,
+                    inv.created_at,
+                    inv.expires_at,
+                )));
                 mails.push(Mail {
                     to: email.to_string(),
                     subject: format!("You are invited to join {}", state.display_name),
@@ -356,7 +451,9 @@ impl Service {
                     writes.push(put(codec::member_item(team, m)?));
                 }
             }
-            Change::RevokeInvitation { email, .. } => writes.push(delete(pk.clone(), codec::invite_sk(email))),
+            Change::RevokeInvitation { email, .. } => {
+                writes.push(delete(pk.clone(), codec::invite_sk(email)))
+            }
             Change::RemoveMember { email, .. } => {
                 writes.push(delete(pk.clone(), codec::member_sk(email)));
                 writes.push(delete(codec::user_pk(email), pk.clone()));
@@ -365,7 +462,14 @@ impl Service {
                 if let Some(t) = &state.transfer {
                     let link = secret::generate("tft_");
                     writes.push(put(codec::transfer_item(team, t)?));
-                    writes.push(put(token_item(&link.hash, "transfer", team, from, t.started_at, t.expires_at)));
+                    writes.push(put(token_item(
+                        &link.hash,
+                        "transfer",
+                        team,
+                        from,
+                        t.started_at,
+                        t.expires_at,
+                    )));
                     mails.push(Mail {
                         to: from.to_string(),
                         subject: format!("Confirm the transfer of {} to {to}", state.display_name),
@@ -380,14 +484,23 @@ impl Service {
                 }
             }
         }
-        let keys = writes.iter().map(|w| (w.key().0.to_owned(), w.key().1.to_owned())).collect();
+        let keys = writes
+            .iter()
+            .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
+            .collect();
         let audit = json!({
             "at": now.to_rfc3339(),
             "actor": who.actor(),
             "action": change.action(),
             "change": serde_json::to_value(change).unwrap_or(Value::Null),
         });
-        Ok(Step { writes, audit, mails, after: codec::Meta::of(state), keys })
+        Ok(Step {
+            writes,
+            audit,
+            mails,
+            after: codec::Meta::of(state),
+            keys,
+        })
     }
 }
 
@@ -397,7 +510,13 @@ const OUTBOX_TTL_DAYS: i64 = 7;
 impl Service {
     /// Commits applied steps in parts of at most 100 writes. Returns the
     /// version after the last part.
-    async fn commit(&self, team: &TeamId, base: u64, steps: Vec<Step>, now: Timestamp) -> Result<u64, ServiceError> {
+    async fn commit(
+        &self,
+        team: &TeamId,
+        base: u64,
+        steps: Vec<Step>,
+        now: Timestamp,
+    ) -> Result<u64, ServiceError> {
         let mut version = base;
         let mut chunk: Vec<Step> = Vec::new();
         let mut count = 1; // the META write
@@ -406,7 +525,9 @@ impl Service {
             let needed = step.writes.len() + 1 + step.mails.len();
             let clash = step.keys.iter().any(|k| keys.contains(k));
             if !chunk.is_empty() && (count + needed > MAX_TRANSACT_WRITES || clash) {
-                version = self.flush(team, version, std::mem::take(&mut chunk), now).await?;
+                version = self
+                    .flush(team, version, std::mem::take(&mut chunk), now)
+                    .await?;
                 count = 1;
                 keys.clear();
             }
@@ -420,7 +541,13 @@ impl Service {
         Ok(version)
     }
 
-    async fn flush(&self, team: &TeamId, prev: u64, chunk: Vec<Step>, now: Timestamp) -> Result<u64, ServiceError> {
+    async fn flush(
+        &self,
+        team: &TeamId,
+        prev: u64,
+        chunk: Vec<Step>,
+        now: Timestamp,
+    ) -> Result<u64, ServiceError> {
         let version = prev + 1;
         let pk = codec::team_pk(team);
         let mut writes = Vec::new();
@@ -436,23 +563,47 @@ impl Service {
             audit.insert("type".into(), "audit".into());
             audit.insert("version".into(), version.into());
             writes.push(Write::Put {
-                item: Item { pk: pk.clone(), sk: codec::event_sk(codec::AUDIT, version, seq), attrs: audit },
+                item: Item {
+                    pk: pk.clone(),
+                    sk: codec::event_sk(codec::AUDIT, version, seq),
+                    attrs: audit,
+                },
                 condition: Condition::NotExists,
             });
             for mail in step.mails {
-                let item = codec::encode(pk.clone(), codec::event_sk(codec::OUTBOX, version, mail_seq), "outbox", &mail)?
-                    .with("expires_at", (now + Duration::days(OUTBOX_TTL_DAYS)).timestamp());
+                let item = codec::encode(
+                    pk.clone(),
+                    codec::event_sk(codec::OUTBOX, version, mail_seq),
+                    "outbox",
+                    &mail,
+                )?
+                .with(
+                    "expires_at",
+                    (now + Duration::days(OUTBOX_TTL_DAYS)).timestamp(),
+                );
                 mail_seq += 1;
-                writes.push(Write::Put { item, condition: Condition::NotExists });
+                writes.push(Write::Put {
+                    item,
+                    condition: Condition::NotExists,
+                });
                 mails.push(mail);
             }
             meta = Some(step.after);
         }
-        let Some(mut meta) = meta else { return Ok(prev) };
+        let Some(mut meta) = meta else {
+            return Ok(prev);
+        };
         meta.version = version;
-        let condition = if prev == 0 { Condition::NotExists } else { Condition::VersionEquals(prev) };
+        let condition = if prev == 0 {
+            Condition::NotExists
+        } else {
+            Condition::VersionEquals(prev)
+        };
         let meta_index = writes.len();
-        writes.push(Write::Put { item: meta.item()?, condition });
+        writes.push(Write::Put {
+            item: meta.item()?,
+            condition,
+        });
         match self.store.transact(writes).await {
             Ok(()) => {
                 if let (Some(sink), false) = (&self.mail_sink, mails.is_empty()) {
@@ -461,11 +612,18 @@ impl Service {
                 Ok(version)
             }
             Err(StoreError::ConditionFailed { index, .. }) if index == meta_index && prev == 0 => {
-                Err(ServiceError::Change { index: 0, action: "create_team", error: ChangeError::TeamExists(team.to_string()) })
+                Err(ServiceError::Change {
+                    index: 0,
+                    action: "create_team",
+                    error: ChangeError::TeamExists(team.to_string()),
+                })
             }
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
                 let actual = self.load(team).await?.map(|s| s.version).unwrap_or(0);
-                Err(ServiceError::VersionConflict { expected: prev, actual })
+                Err(ServiceError::VersionConflict {
+                    expected: prev,
+                    actual,
+                })
             }
             Err(e) => Err(e.into()),
         }
@@ -482,10 +640,20 @@ impl Service {
         writes: Vec<Write>,
     ) -> Result<u64, ServiceError> {
         let now = self.now();
-        let keys = writes.iter().map(|w| (w.key().0.to_owned(), w.key().1.to_owned())).collect();
+        let keys = writes
+            .iter()
+            .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
+            .collect();
         let audit = json!({ "at": now.to_rfc3339(), "actor": who.actor(), "action": action, "change": detail });
-        let step = Step { writes, audit, mails: Vec::new(), after: codec::Meta::of(state), keys };
-        self.commit(&state.team, state.version, vec![step], now).await
+        let step = Step {
+            writes,
+            audit,
+            mails: Vec::new(),
+            after: codec::Meta::of(state),
+            keys,
+        };
+        self.commit(&state.team, state.version, vec![step], now)
+            .await
     }
 
     /// The audit records of a team, oldest first, one page at a time.
@@ -496,13 +664,22 @@ impl Service {
         page: crate::store::PageRequest,
     ) -> Result<crate::store::Page, ServiceError> {
         self.authorized(team, who, "team.audit.read").await?;
-        Ok(self.store.query(&codec::team_pk(team), codec::AUDIT, page).await?)
+        Ok(self
+            .store
+            .query(&codec::team_pk(team), codec::AUDIT, page)
+            .await?)
     }
 
     /// Outbox items (emails) of a team, oldest first.
     pub async fn outbox(&self, team: &TeamId) -> Result<Vec<Mail>, ServiceError> {
-        let items = self.store.query_all(&codec::team_pk(team), codec::OUTBOX).await?;
-        items.iter().map(|i| codec::decode(i, &["expires_at"]).map_err(ServiceError::from)).collect()
+        let items = self
+            .store
+            .query_all(&codec::team_pk(team), codec::OUTBOX)
+            .await?;
+        items
+            .iter()
+            .map(|i| codec::decode(i, &["expires_at"]).map_err(ServiceError::from))
+            .collect()
     }
 }
 
@@ -515,10 +692,21 @@ fn placeholder_owner(changes: &[Change]) -> Result<Email, ServiceError> {
 }
 
 fn roles_text(roles: &Roles) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-pub(crate) fn token_item(hash: &str, kind: &str, team: &TeamId, email: &Email, issued_at: Timestamp, expires: Timestamp) -> Item {
+pub(crate) fn token_item(
+    hash: &str,
+    kind: &str,
+    team: &TeamId,
+    email: &Email,
+    issued_at: Timestamp,
+    expires: Timestamp,
+) -> Item {
     Item::new(format!("TOKEN#{hash}"), "TOKEN")
         .with("type", "link")
         .with("kind", kind)

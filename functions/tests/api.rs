@@ -19,7 +19,12 @@ use tower::ServiceExt;
 fn service() -> Arc<Service> {
     let store = SqliteStore::in_memory().expect("in-memory store");
     let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
-    Arc::new(Service::new(Arc::new(store), Arc::new(Catalog::standard()), Arc::new(clock), "http://test".into()))
+    Arc::new(Service::new(
+        Arc::new(store),
+        Arc::new(Catalog::standard()),
+        Arc::new(clock),
+        "http://test".into(),
+    ))
 }
 
 fn local_app() -> Router {
@@ -33,24 +38,49 @@ struct Reply {
     body: Value,
 }
 
-async fn send(router: &Router, method: &str, uri: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+async fn send(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = match body {
-        Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
         None => req.body(Body::empty()),
     }
     .expect("request");
     let res = router.clone().oneshot(req).await.expect("router answers");
     let status = res.status();
-    let content_type =
-        res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let etag = res
+        .headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-    Reply { status, content_type, etag, body }
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    Reply {
+        status,
+        content_type,
+        etag,
+        body,
+    }
 }
 
 fn assert_problem(r: &Reply, status: StatusCode, code: &str) {
@@ -61,7 +91,14 @@ fn assert_problem(r: &Reply, status: StatusCode, code: &str) {
 }
 
 async fn create_acme(router: &Router) {
-    let r = send(router, "POST", "/teams", Some(json!({"team": "acme", "owner": "alice@acme.com"})), &[]).await;
+    let r = send(
+        router,
+        "POST",
+        "/teams",
+        Some(json!({"team": "acme", "owner": "alice@acme.com"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:#}", r.body);
     assert_eq!(r.etag.as_deref(), Some("\"1\""));
 }
@@ -84,7 +121,14 @@ async fn created_team_has_its_owner_and_an_etag() {
     assert_eq!(r.etag.as_deref(), Some("\"1\""));
     assert_eq!(r.body["owner"], "alice@acme.com");
     assert_eq!(r.body["version"], 1);
-    let again = send(&router, "POST", "/teams", Some(json!({"team": "acme", "owner": "x@acme.com"})), &[]).await;
+    let again = send(
+        &router,
+        "POST",
+        "/teams",
+        Some(json!({"team": "acme", "owner": "x@acme.com"})),
+        &[],
+    )
+    .await;
     assert_problem(&again, StatusCode::CONFLICT, "team_exists");
 }
 
@@ -93,11 +137,26 @@ async fn changes_apply_with_if_match_and_stale_versions_get_412() {
     let router = local_app();
     create_acme(&router).await;
     let batch = json!({"changes": [{"op": "invite", "email": "bob@acme.com", "roles": ["admin"]}]});
-    let r = send(&router, "POST", "/teams/acme/changes", Some(batch.clone()), &[("if-match", "\"1\"")]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(batch.clone()),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
     assert_eq!(r.body["version"], 2);
-    let stale = json!({"changes": [{"op": "invite", "email": "carol@acme.com", "roles": ["viewer"]}]});
-    let r = send(&router, "POST", "/teams/acme/changes", Some(stale), &[("if-match", "\"1\"")]).await;
+    let stale =
+        json!({"changes": [{"op": "invite", "email": "carol@acme.com", "roles": ["viewer"]}]});
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(stale),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_problem(&r, StatusCode::PRECONDITION_FAILED, "version_conflict");
     assert_eq!(r.body["current_version"], 2);
 }
@@ -107,16 +166,38 @@ async fn invariant_violations_are_problems_with_stable_codes_and_write_nothing()
     let router = local_app();
     create_acme(&router).await;
     let cases = [
-        (json!({"op": "remove_member", "email": "alice@acme.com", "roles": ["owner"]}), "owner_protected"),
-        (json!({"op": "change_roles", "email": "alice@acme.com", "from": ["owner"], "to": ["admin"]}), "owner_protected"),
-        (json!({"op": "invite", "email": "alice@acme.com", "roles": ["admin"]}), "already_member"),
-        (json!({"op": "invite", "email": "z@acme.com", "roles": ["wizard"]}), "unknown_role"),
-        (json!({"op": "invite", "email": "z@acme.com", "roles": ["owner"]}), "owner_role"),
+        (
+            json!({"op": "remove_member", "email": "alice@acme.com", "roles": ["owner"]}),
+            "owner_protected",
+        ),
+        (
+            json!({"op": "change_roles", "email": "alice@acme.com", "from": ["owner"], "to": ["admin"]}),
+            "owner_protected",
+        ),
+        (
+            json!({"op": "invite", "email": "alice@acme.com", "roles": ["admin"]}),
+            "already_member",
+        ),
+        (
+            json!({"op": "invite", "email": "z@acme.com", "roles": ["wizard"]}),
+            "unknown_role",
+        ),
+        (
+            json!({"op": "invite", "email": "z@acme.com", "roles": ["owner"]}),
+            "owner_role",
+        ),
     ];
     for (change, code) in cases {
         // A valid change first: the whole batch must fail together.
         let first = json!({"op": "invite", "email": "ok@acme.com", "roles": ["viewer"]});
-        let r = send(&router, "POST", "/teams/acme/changes", Some(json!({"changes": [first, change]})), &[]).await;
+        let r = send(
+            &router,
+            "POST",
+            "/teams/acme/changes",
+            Some(json!({"changes": [first, change]})),
+            &[],
+        )
+        .await;
         assert_eq!(r.body["code"], code, "{:#}", r.body);
         assert_eq!(r.body["change_index"], 1);
         assert_eq!(r.content_type, "application/problem+json");
@@ -142,21 +223,58 @@ async fn malformed_input_gets_the_same_problem_shape() {
     let body: Value = serde_json::from_slice(&bytes).expect("problem body");
     assert_eq!(body["code"], "malformed_json");
 
-    let r = send(&router, "POST", "/teams/acme/changes", Some(json!({"changes": [{"op": "explode"}]})), &[]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(json!({"changes": [{"op": "explode"}]})),
+        &[],
+    )
+    .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let r = send(&router, "POST", "/teams/acme/changes", Some(json!({"changes": [], "extra": 1})), &[]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(json!({"changes": [], "extra": 1})),
+        &[],
+    )
+    .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let r = send(&router, "POST", "/teams", Some(json!({"team": "Not A Slug", "owner": "nope"})), &[]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams",
+        Some(json!({"team": "Not A Slug", "owner": "nope"})),
+        &[],
+    )
+    .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(r.body["errors"].as_array().map(Vec::len), Some(2), "both fields reported: {:#}", r.body);
+    assert_eq!(
+        r.body["errors"].as_array().map(Vec::len),
+        Some(2),
+        "both fields reported: {:#}",
+        r.body
+    );
     let r = send(&router, "GET", "/teams/acme/members?limit=0", None, &[]).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let r = send(&router, "GET", "/no/such/route", None, &[]).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
     let r = send(&router, "DELETE", "/catalog", None, &[]).await;
     assert_problem(&r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    let r = send(&router, "GET", "/teams/acme/state", None, &[("if-match", "garbage")]).await;
-    assert_eq!(r.status, StatusCode::OK, "If-Match is only read on mutations");
+    let r = send(
+        &router,
+        "GET",
+        "/teams/acme/state",
+        None,
+        &[("if-match", "garbage")],
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "If-Match is only read on mutations"
+    );
 }
 
 #[tokio::test]
@@ -166,12 +284,41 @@ async fn members_filter_by_role_and_status_and_paginate() {
     let changes: Vec<Value> = (0..7)
         .map(|i| json!({"op": "invite", "email": format!("p{i}@acme.com"), "roles": [if i % 2 == 0 { "viewer" } else { "admin" }]}))
         .collect();
-    let r = send(&router, "POST", "/teams/acme/changes", Some(json!({"changes": changes})), &[]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(json!({"changes": changes})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
-    let r = send(&router, "GET", "/teams/acme/members?status=pending&role=viewer", None, &[]).await;
-    let emails: Vec<&str> = r.body["items"].as_array().expect("items").iter().filter_map(|m| m["email"].as_str()).collect();
-    assert_eq!(emails, ["p0@acme.com", "p2@acme.com", "p4@acme.com", "p6@acme.com"]);
-    let r = send(&router, "GET", "/teams/acme/members?status=joined", None, &[]).await;
+    let r = send(
+        &router,
+        "GET",
+        "/teams/acme/members?status=pending&role=viewer",
+        None,
+        &[],
+    )
+    .await;
+    let emails: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["email"].as_str())
+        .collect();
+    assert_eq!(
+        emails,
+        ["p0@acme.com", "p2@acme.com", "p4@acme.com", "p6@acme.com"]
+    );
+    let r = send(
+        &router,
+        "GET",
+        "/teams/acme/members?status=joined",
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(r.body["items"][0]["email"], "alice@acme.com");
     assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1));
 
@@ -187,7 +334,11 @@ async fn members_filter_by_role_and_status_and_paginate() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 8, "every member and invitation exactly once: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        8,
+        "every member and invitation exactly once: {seen:?}"
+    );
     let mut sorted = seen.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), 8);
@@ -204,8 +355,12 @@ async fn every_applied_change_has_its_audit_record() {
     let r = send(&router, "POST", "/teams/acme/changes", Some(changes), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = send(&router, "GET", "/teams/acme/audit", None, &[]).await;
-    let actions: Vec<&str> =
-        r.body["items"].as_array().expect("items").iter().filter_map(|a| a["action"].as_str()).collect();
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
     assert_eq!(actions, ["create_team", "invite", "rename_team"]);
     assert_eq!(r.body["items"][1]["actor"], "local-owner");
     assert_eq!(r.body["items"][1]["version"], 2);
@@ -215,10 +370,20 @@ async fn every_applied_change_has_its_audit_record() {
 async fn without_local_owner_mode_every_route_but_public_ones_needs_a_credential() {
     let svc = service();
     let router = app(AppState::new(svc, Anonymous::Refused));
-    assert_eq!(send(&router, "GET", "/healthz", None, &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&router, "GET", "/healthz", None, &[]).await.status,
+        StatusCode::OK
+    );
     let r = send(&router, "GET", "/teams/acme/state", None, &[]).await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let r = send(&router, "GET", "/teams/acme/state", None, &[("authorization", "Bearer tfk_forged")]).await;
+    let r = send(
+        &router,
+        "GET",
+        "/teams/acme/state",
+        None,
+        &[("authorization", "Bearer tfk_forged")],
+    )
+    .await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
@@ -228,12 +393,29 @@ async fn api_keys_carry_roles_are_isolated_per_team_and_die_when_revoked() {
     let local = app(AppState::new(svc.clone(), Anonymous::LocalOwner));
     let public = app(AppState::new(svc, Anonymous::Refused));
     create_acme(&local).await;
-    let r = send(&local, "POST", "/teams", Some(json!({"team": "globex", "owner": "hank@globex.com"})), &[]).await;
+    let r = send(
+        &local,
+        "POST",
+        "/teams",
+        Some(json!({"team": "globex", "owner": "hank@globex.com"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED);
 
-    let r = send(&local, "POST", "/teams/acme/api-keys", Some(json!({"name": "ci", "roles": ["viewer"]})), &[]).await;
+    let r = send(
+        &local,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(json!({"name": "ci", "roles": ["viewer"]})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:#}", r.body);
-    let reader = r.body["secret"].as_str().expect("secret shown once").to_owned();
+    let reader = r.body["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
     let key_id = r.body["id"].as_str().expect("id").to_owned();
     assert!(reader.starts_with("tfk_"));
     let bearer = format!("Bearer {reader}");
@@ -252,15 +434,35 @@ async fn api_keys_carry_roles_are_isolated_per_team_and_die_when_revoked() {
     let r = send(&local, "GET", "/teams/acme/api-keys", None, &[]).await;
     let listed = &r.body["items"][0];
     assert_eq!(listed["id"], key_id.as_str());
-    assert!(listed.get("secret").is_none() && listed.get("hash").is_none(), "never shown again: {listed:#}");
-    assert!(listed["last_used_at"].is_string(), "use was recorded: {listed:#}");
+    assert!(
+        listed.get("secret").is_none() && listed.get("hash").is_none(),
+        "never shown again: {listed:#}"
+    );
+    assert!(
+        listed["last_used_at"].is_string(),
+        "use was recorded: {listed:#}"
+    );
 
-    let r = send(&local, "DELETE", &format!("/teams/acme/api-keys/{key_id}"), None, &[]).await;
+    let r = send(
+        &local,
+        "DELETE",
+        &format!("/teams/acme/api-keys/{key_id}"),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = send(&public, "GET", "/teams/acme/state", None, &auth).await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
 
-    let r = send(&local, "POST", "/teams/acme/api-keys", Some(json!({"name": "x", "roles": ["owner"]})), &[]).await;
+    let r = send(
+        &local,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(json!({"name": "x", "roles": ["owner"]})),
+        &[],
+    )
+    .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "owner_role");
 }
 
@@ -271,7 +473,11 @@ async fn personal_tokens_act_as_their_person() {
     let public = app(AppState::new(svc.clone(), Anonymous::Refused));
     create_acme(&local).await;
     let alice = teamform_core::Email::parse("alice@acme.com").expect("email");
-    let token = svc.create_token(Some(&alice), "laptop", None).await.expect("token").secret;
+    let token = svc
+        .create_token(Some(&alice), "laptop", None)
+        .await
+        .expect("token")
+        .secret;
     let bearer = format!("Bearer {token}");
     let auth = [("authorization", bearer.as_str())];
     let r = send(&public, "GET", "/me", None, &auth).await;
@@ -279,7 +485,10 @@ async fn personal_tokens_act_as_their_person() {
     let r = send(&public, "GET", "/teams/acme/state", None, &auth).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = send(&public, "GET", "/me/tokens", None, &auth).await;
-    let id = r.body["items"][0]["id"].as_str().expect("listed").to_owned();
+    let id = r.body["items"][0]["id"]
+        .as_str()
+        .expect("listed")
+        .to_owned();
     let r = send(&public, "DELETE", &format!("/me/tokens/{id}"), None, &auth).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = send(&public, "GET", "/me", None, &auth).await;
@@ -289,7 +498,9 @@ async fn personal_tokens_act_as_their_person() {
 #[tokio::test]
 async fn the_router_serves_real_http() {
     let router = local_app();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
     let http = reqwest::Client::new();
@@ -300,8 +511,16 @@ async fn the_router_serves_real_http() {
         .await
         .expect("request over TCP");
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
-    let r = http.post(format!("http://{addr}/teams/acme/changes")).body("[").send().await.expect("request");
-    assert_eq!(r.headers()[reqwest::header::CONTENT_TYPE], "application/problem+json");
+    let r = http
+        .post(format!("http://{addr}/teams/acme/changes"))
+        .body("[")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        r.headers()[reqwest::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
     let body: Value = r.json().await.expect("problem");
     assert_eq!(body["code"], "unsupported_media_type");
 }

@@ -18,26 +18,45 @@ use tower::ServiceExt;
 async fn router_with_acme() -> axum::Router {
     let store = SqliteStore::in_memory().expect("store");
     let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
-    let svc = Arc::new(Service::new(Arc::new(store), Arc::new(Catalog::standard()), Arc::new(clock), "https://x".into()));
+    let svc = Arc::new(Service::new(
+        Arc::new(store),
+        Arc::new(Catalog::standard()),
+        Arc::new(clock),
+        "https://x".into(),
+    ));
     let create = teamform_core::Change::CreateTeam {
         display_name: "Acme".into(),
         owner: teamform_core::Email::parse("alice@acme.com").expect("email"),
     };
-    svc.execute(&"acme".parse().expect("id"), &Principal::LocalOwner, &[create], Some(0), &BatchOptions::default())
-        .await
-        .expect("acme");
+    svc.execute(
+        &"acme".parse().expect("id"),
+        &Principal::LocalOwner,
+        &[create],
+        Some(0),
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("acme");
     // Lambda never acts as the local owner: every request needs an identity.
     app(AppState::new(svc, Anonymous::Refused))
 }
 
 async fn invoke(router: &axum::Router, fixture: &str) -> (u16, String, Value) {
-    let path = format!("{}/tests/fixtures/apigw-v2/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/apigw-v2/{fixture}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let event = std::fs::read_to_string(&path).expect("fixture");
     let req = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
     let req = req.map(|body| Body::from(body.to_vec()));
     let res = router.clone().oneshot(req).await.expect("router answers");
     let status = res.status().as_u16();
-    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, ct, body)
@@ -68,7 +87,10 @@ async fn verified_jwt_claims_act_as_the_person() {
     let (status, _, body) = invoke(&router, "members-query-jwt.json").await;
     assert_eq!(status, 200, "{body:#}");
     assert_eq!(body["items"][0]["email"], "alice@acme.com");
-    assert_eq!(body["items"][0]["signin_method"], "email", "the owner sees sign-in methods");
+    assert_eq!(
+        body["items"][0]["signin_method"], "email",
+        "the owner sees sign-in methods"
+    );
 }
 
 #[tokio::test]

@@ -16,8 +16,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let catalog = catalog_from_env().map_err(|e| e.to_string())?;
     let public_url = std::env::var("TEAMFORM_PUBLIC_URL").unwrap_or_default();
     let store = DynamoStore::from_env(&table).await;
-    let service = Service::new(Arc::new(store), Arc::new(catalog), Arc::new(SystemClock), public_url);
-    let router = app(AppState::new(Arc::new(service), Anonymous::Refused))
-        .layer(axum::middleware::from_fn(teamform_functions::lambda_request_span));
+    let service = Service::new(
+        Arc::new(store),
+        Arc::new(catalog),
+        Arc::new(SystemClock),
+        public_url,
+    );
+    let router = app(AppState::new(Arc::new(service), Anonymous::Refused)).layer(
+        axum::middleware::from_fn(teamform_functions::lambda_request_span),
+    );
     lambda_http::run(router).await
 }

@@ -27,7 +27,11 @@ pub struct Item {
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into(), attrs: Map::new() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+            attrs: Map::new(),
+        }
     }
 
     /// Sets an attribute, builder style.
@@ -46,7 +50,10 @@ impl Item {
 
     /// The item's `version` attribute, 0 when absent.
     pub fn version(&self) -> u64 {
-        self.attrs.get("version").and_then(Value::as_u64).unwrap_or(0)
+        self.attrs
+            .get("version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
     }
 }
 
@@ -65,10 +72,21 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { item: Item, condition: Condition },
-    Delete { pk: String, sk: String, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
     /// Writes nothing; fails the transaction unless the condition holds.
-    Check { pk: String, sk: String, condition: Condition },
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
 }
 
 impl Write {
@@ -101,7 +119,11 @@ pub struct Page {
 pub enum StoreError {
     /// The condition of the write at `index` (in the order given) did not hold.
     #[error("condition failed on write {index} ({pk} / {sk})")]
-    ConditionFailed { index: usize, pk: String, sk: String },
+    ConditionFailed {
+        index: usize,
+        pk: String,
+        sk: String,
+    },
     #[error("a transaction holds at most {MAX_TRANSACT_WRITES} writes, got {0}")]
     TooManyWrites(usize),
     #[error("two writes in one transaction touch the same item ({pk} / {sk})")]
@@ -124,7 +146,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of the items under `pk` whose `sk` starts with `sk_prefix`,
     /// in `sk` order.
-    async fn query(&self, pk: &str, sk_prefix: &str, page: PageRequest) -> Result<Page, StoreError>;
+    async fn query(&self, pk: &str, sk_prefix: &str, page: PageRequest)
+    -> Result<Page, StoreError>;
 
     /// Applies every write or none. Fails with `ConditionFailed` naming the
     /// first write whose condition did not hold.
@@ -136,7 +159,9 @@ pub trait Store: Send + Sync + 'static {
         let mut items = Vec::new();
         let mut after = None;
         loop {
-            let page = self.query(pk, sk_prefix, PageRequest { limit: None, after }).await?;
+            let page = self
+                .query(pk, sk_prefix, PageRequest { limit: None, after })
+                .await?;
             items.extend(page.items);
             match page.next {
                 Some(next) => after = Some(next),
@@ -155,7 +180,10 @@ pub(crate) fn check_batch(writes: &[Write]) -> Result<(), StoreError> {
     for write in writes {
         let (pk, sk) = write.key();
         if !seen.insert((pk, sk)) {
-            return Err(StoreError::DuplicateKey { pk: pk.to_owned(), sk: sk.to_owned() });
+            return Err(StoreError::DuplicateKey {
+                pk: pk.to_owned(),
+                sk: sk.to_owned(),
+            });
         }
     }
     Ok(())
