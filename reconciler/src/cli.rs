@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use teamform_core::RemovalLimit;
 
 #[derive(Debug, Parser)]
-#[command(name = "teamform", version, about = "Manage who belongs to a team and what they may do, from team.yaml")]
+#[command(
+    name = "teamform",
+    version,
+    about = "Manage who belongs to a team and what they may do, from team.yaml"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -23,7 +27,12 @@ pub struct Global {
     #[arg(long, env = "TEAMFORM_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// The embedded store used without --endpoint.
-    #[arg(long, env = "TEAMFORM_STATE", global = true, default_value = ".teamform/state.db")]
+    #[arg(
+        long,
+        env = "TEAMFORM_STATE",
+        global = true,
+        default_value = ".teamform/state.db"
+    )]
     pub state: PathBuf,
     /// Catalog for the embedded store: a preset (standard, ably, digitalocean) or a YAML file.
     /// Defaults to the file's `catalog:` field, else `standard`.

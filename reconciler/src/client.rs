@@ -22,7 +22,12 @@ use tower::ServiceExt;
 pub enum ClientError {
     /// The service answered with a problem.
     #[error("{detail} [{code}, HTTP {status}]")]
-    Api { status: u16, code: String, detail: String, body: Value },
+    Api {
+        status: u16,
+        code: String,
+        detail: String,
+        body: Value,
+    },
     #[error("cannot reach {endpoint}: {message}")]
     Transport { endpoint: String, message: String },
     #[error("unexpected answer from the service: {0}")]
@@ -49,7 +54,11 @@ impl ClientError {
 
 enum Transport {
     InProcess(Router),
-    Remote { base: String, token: Option<String>, http: reqwest::Client },
+    Remote {
+        base: String,
+        token: Option<String>,
+        http: reqwest::Client,
+    },
 }
 
 pub struct Client {
@@ -68,22 +77,45 @@ impl MailSink for FileMail {
         }
         for mail in mails {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
-            let safe: String =
-                mail.to.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '@' { c } else { '_' }).collect();
+            let safe: String = mail
+                .to
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '@' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
             let path = self.0.join(format!("{stamp}-{team}-{safe}.eml"));
-            let text = format!("To: {}\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body);
+            let text = format!(
+                "To: {}\nSubject: {}\n\n{}",
+                mail.to, mail.subject, mail.body
+            );
             let _ = std::fs::write(path, text);
         }
     }
 }
 
 /// Builds the router over an embedded SQLite store, as a local service would.
-pub fn local_service(state: &Path, catalog: Catalog, public_url: &str) -> Result<Arc<Service>, ClientError> {
-    let store = SqliteStore::open(state)
-        .map_err(|e| ClientError::Store { path: state.display().to_string(), message: e.to_string() })?;
+pub fn local_service(
+    state: &Path,
+    catalog: Catalog,
+    public_url: &str,
+) -> Result<Arc<Service>, ClientError> {
+    let store = SqliteStore::open(state).map_err(|e| ClientError::Store {
+        path: state.display().to_string(),
+        message: e.to_string(),
+    })?;
     let outbox = state.parent().unwrap_or(Path::new(".")).join("outbox");
-    let service = Service::new(Arc::new(store), Arc::new(catalog), Arc::new(SystemClock), public_url.to_owned())
-        .with_mail_sink(Arc::new(FileMail(outbox)));
+    let service = Service::new(
+        Arc::new(store),
+        Arc::new(catalog),
+        Arc::new(SystemClock),
+        public_url.to_owned(),
+    )
+    .with_mail_sink(Arc::new(FileMail(outbox)));
     Ok(Arc::new(service))
 }
 
@@ -92,7 +124,10 @@ impl Client {
     pub fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
         let service = local_service(state, catalog, "http://localhost")?;
         let router = app(AppState::new(service, Anonymous::LocalOwner));
-        Ok(Client { transport: Transport::InProcess(router), describe: format!("embedded store {}", state.display()) })
+        Ok(Client {
+            transport: Transport::InProcess(router),
+            describe: format!("embedded store {}", state.display()),
+        })
     }
 
     pub fn remote(endpoint: &str, token: Option<String>) -> Client {
@@ -101,7 +136,10 @@ impl Client {
             .user_agent(concat!("teamform/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Client { describe: base.clone(), transport: Transport::Remote { base, token, http } }
+        Client {
+            describe: base.clone(),
+            transport: Transport::Remote { base, token, http },
+        }
     }
 
     /// One request; returns status, ETag version and JSON body. Problem
@@ -120,13 +158,23 @@ impl Client {
                     req = req.header(header::IF_MATCH, format!("\"{v}\""));
                 }
                 let req = match body {
-                    Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+                    Some(b) => req
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(b.to_string())),
                     None => req.body(Body::empty()),
                 }
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                let res = router.clone().oneshot(req).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let res = router
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 let status = res.status();
-                let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let etag = res
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let bytes = res
                     .into_body()
                     .collect()
@@ -147,16 +195,23 @@ impl Client {
                 if let Some(b) = body {
                     req = req.json(b);
                 }
-                let res = req
-                    .send()
-                    .await
-                    .map_err(|e| ClientError::Transport { endpoint: base.clone(), message: e.to_string() })?;
+                let res = req.send().await.map_err(|e| ClientError::Transport {
+                    endpoint: base.clone(),
+                    message: e.to_string(),
+                })?;
                 let status = res.status();
-                let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let etag = res
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let bytes = res
                     .bytes()
                     .await
-                    .map_err(|e| ClientError::Transport { endpoint: base.clone(), message: e.to_string() })?
+                    .map_err(|e| ClientError::Transport {
+                        endpoint: base.clone(),
+                        message: e.to_string(),
+                    })?
                     .to_vec();
                 (status, etag, bytes)
             }
@@ -165,16 +220,33 @@ impl Client {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).map_err(|_| {
-                ClientError::Protocol(format!("HTTP {status} with a body that is not JSON from {}", self.describe))
+                ClientError::Protocol(format!(
+                    "HTTP {status} with a body that is not JSON from {}",
+                    self.describe
+                ))
             })?
         };
         let version = etag.and_then(|e| e.trim_start_matches("W/").trim_matches('"').parse().ok());
         if !status.is_success() {
-            let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             return Err(ClientError::Api {
                 status: status.as_u16(),
-                code: if text("code").is_empty() { "http_error".into() } else { text("code") },
-                detail: if text("detail").is_empty() { format!("HTTP {status}") } else { text("detail") },
+                code: if text("code").is_empty() {
+                    "http_error".into()
+                } else {
+                    text("code")
+                },
+                detail: if text("detail").is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    text("detail")
+                },
                 body: value,
             });
         }
@@ -192,7 +264,10 @@ impl Client {
 
     /// The live team, or `None` when it does not exist (or is not visible).
     pub async fn state(&self, team: &TeamId) -> Result<Option<TeamState>, ClientError> {
-        match self.call(Method::GET, &format!("/teams/{team}/state"), None, None).await {
+        match self
+            .call(Method::GET, &format!("/teams/{team}/state"), None, None)
+            .await
+        {
             Ok((_, _, v)) => Self::parse(v).map(Some),
             Err(e) if e.code() == Some("not_found") => Ok(None),
             Err(e) => Err(e),
@@ -200,9 +275,21 @@ impl Client {
     }
 
     /// Applies one batch atomically at the given version.
-    pub async fn apply(&self, team: &TeamId, changes: &[Change], if_match: u64) -> Result<Applied, ClientError> {
+    pub async fn apply(
+        &self,
+        team: &TeamId,
+        changes: &[Change],
+        if_match: u64,
+    ) -> Result<Applied, ClientError> {
         let body = serde_json::json!({ "changes": changes });
-        let (_, _, v) = self.call(Method::POST, &format!("/teams/{team}/changes"), Some(&body), Some(if_match)).await?;
+        let (_, _, v) = self
+            .call(
+                Method::POST,
+                &format!("/teams/{team}/changes"),
+                Some(&body),
+                Some(if_match),
+            )
+            .await?;
         Self::parse(v)
     }
 

@@ -38,18 +38,42 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
         Command::Validate { files } => validate(g, &files),
-        Command::Plan { files, out, format, detailed_exitcode, max_removals } => {
-            plan_cmd(g, &files, out.as_deref(), format, detailed_exitcode, max_removals).await
+        Command::Plan {
+            files,
+            out,
+            format,
+            detailed_exitcode,
+            max_removals,
+        } => {
+            plan_cmd(
+                g,
+                &files,
+                out.as_deref(),
+                format,
+                detailed_exitcode,
+                max_removals,
+            )
+            .await
         }
-        Command::Apply { files, auto_approve, max_removals } => apply_cmd(g, &files, auto_approve, max_removals).await,
+        Command::Apply {
+            files,
+            auto_approve,
+            max_removals,
+        } => apply_cmd(g, &files, auto_approve, max_removals).await,
         Command::Export { team } => export(g, &team).await,
         Command::Catalog { preset, format } => catalog_cmd(g, preset.as_deref(), format).await,
-        Command::Serve { addr, store, public_url } => crate::serve::serve(g, &addr, store.as_deref(), public_url).await,
+        Command::Serve {
+            addr,
+            store,
+            public_url,
+        } => crate::serve::serve(g, &addr, store.as_deref(), public_url).await,
     }
 }
 
 pub fn color_enabled(g: &Global) -> bool {
-    !g.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    !g.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal()
 }
 
 fn read(file: &Path) -> Result<String> {
@@ -68,7 +92,10 @@ async fn connect(g: &Global, declared: Option<&str>) -> Result<(Client, Catalog)
     match g.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(endpoint) => {
             let client = Client::remote(endpoint, g.token.clone());
-            let catalog = client.catalog().await.context("cannot read the service's catalog")?;
+            let catalog = client
+                .catalog()
+                .await
+                .context("cannot read the service's catalog")?;
             Ok((client, catalog))
         }
         None => {
@@ -124,14 +151,39 @@ struct Planned {
 async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) -> Result<Planned> {
     let source = read(file)?;
     let (client, catalog) = connect(g, declared_catalog(&source).as_deref()).await?;
-    let spec = TeamSpec::parse(&file.display().to_string(), &source, &catalog).map_err(|d| anyhow!("{d}"))?;
+    let spec = TeamSpec::parse(&file.display().to_string(), &source, &catalog)
+        .map_err(|d| anyhow!("{d}"))?;
     let now = Utc::now();
-    let live = client.state(&spec.team).await.with_context(|| format!("cannot read team {} live", spec.team))?;
+    let live = client
+        .state(&spec.team)
+        .await
+        .with_context(|| format!("cannot read team {} live", spec.team))?;
+    if live.is_none() {
+        // An API key never creates teams: a team it cannot see is an error,
+        // not a plan to create it.
+        if let Ok(me) = client.get("/me").await {
+            if me["kind"] == "api_key" {
+                bail!(
+                    "team {} is not visible to this API key (it belongs to team {})",
+                    spec.team,
+                    me["team"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
     let absent = || TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
     let state = live.clone().unwrap_or_else(absent);
     let plan = plan_with(&spec, &state, &catalog, now, PlanOptions { max_removals });
-    let live_yaml = live.map(|l| live_as_managed(&l, &spec).to_yaml()).unwrap_or_default();
-    Ok(Planned { client, catalog, plan, live_yaml, desired_yaml: spec.to_yaml() })
+    let live_yaml = live
+        .map(|l| live_as_managed(&l, &spec).to_yaml())
+        .unwrap_or_default();
+    Ok(Planned {
+        client,
+        catalog,
+        plan,
+        live_yaml,
+        desired_yaml: spec.to_yaml(),
+    })
 }
 
 /// The live state shown only in the sections the spec manages, so the diff
@@ -154,8 +206,18 @@ fn live_as_managed(live: &TeamState, spec: &TeamSpec) -> TeamSpec {
 fn print_plan(p: &Planned, format: Format, color: bool) {
     match format {
         Format::Text => print!("{}", ensure_newline(render::plan_text(&p.plan, color))),
-        Format::Markdown => print!("{}", ensure_newline(render::plan_markdown(&p.plan, &p.live_yaml, &p.desired_yaml))),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&render::plan_json(&p.plan)).unwrap_or_default()),
+        Format::Markdown => print!(
+            "{}",
+            ensure_newline(render::plan_markdown(
+                &p.plan,
+                &p.live_yaml,
+                &p.desired_yaml
+            ))
+        ),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::plan_json(&p.plan)).unwrap_or_default()
+        ),
     }
 }
 
@@ -195,10 +257,18 @@ async fn plan_cmd(
             failed = true;
         }
         if let Some(out) = out {
-            let saved = SavedPlan { kind: SAVED_KIND.into(), catalog: planned.catalog.name.clone(), plan: planned.plan };
+            let saved = SavedPlan {
+                kind: SAVED_KIND.into(),
+                catalog: planned.catalog.name.clone(),
+                plan: planned.plan,
+            };
             let text = serde_json::to_string_pretty(&saved)?;
             std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!("Saved the plan to {}. Apply it with: teamform apply {}", out.display(), out.display());
+            eprintln!(
+                "Saved the plan to {}. Apply it with: teamform apply {}",
+                out.display(),
+                out.display()
+            );
         }
     }
     Ok(if failed {
@@ -215,7 +285,12 @@ fn load_saved(source: &str) -> Option<SavedPlan> {
     (saved.kind == SAVED_KIND).then_some(saved)
 }
 
-async fn apply_cmd(g: &Global, files: &[PathBuf], auto_approve: bool, max_removals: Option<RemovalLimit>) -> Result<u8> {
+async fn apply_cmd(
+    g: &Global,
+    files: &[PathBuf],
+    auto_approve: bool,
+    max_removals: Option<RemovalLimit>,
+) -> Result<u8> {
     let color = color_enabled(g);
     let mut code = EXIT_OK;
     for file in files {
@@ -223,7 +298,13 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], auto_approve: bool, max_remova
         let mut planned = match load_saved(&source) {
             Some(saved) => {
                 let (client, catalog) = connect(g, Some(&saved.catalog)).await?;
-                Planned { client, catalog, plan: saved.plan, live_yaml: String::new(), desired_yaml: String::new() }
+                Planned {
+                    client,
+                    catalog,
+                    plan: saved.plan,
+                    live_yaml: String::new(),
+                    desired_yaml: String::new(),
+                }
             }
             None => match plan_file(g, file, max_removals).await {
                 Ok(p) => p,
@@ -263,7 +344,9 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], auto_approve: bool, max_remova
 
 fn confirm(team: &TeamId) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("refusing to prompt for confirmation: stdin is not a terminal; pass --auto-approve to apply without asking");
+        bail!(
+            "refusing to prompt for confirmation: stdin is not a terminal; pass --auto-approve to apply without asking"
+        );
     }
     print!("\nApply these changes to team {team}? Only 'yes' will be accepted: ");
     std::io::stdout().flush()?;
@@ -307,10 +390,17 @@ async fn execute(client: &Client, plan: &Plan) -> Result<bool> {
         }
     }
     if failures.is_empty() {
-        println!("Apply complete: {applied} change(s) applied to team {} (now at version {version}).", plan.team);
+        println!(
+            "Apply complete: {applied} change(s) applied to team {} (now at version {version}).",
+            plan.team
+        );
         Ok(true)
     } else {
-        println!("Applied {applied} change(s) to team {}; {} failed:", plan.team, failures.len());
+        println!(
+            "Applied {applied} change(s) to team {}; {} failed:",
+            plan.team,
+            failures.len()
+        );
         for (change, why) in &failures {
             let line = render::change_line(change, plan.generated_at);
             eprintln!("  failed: {line}: {why}");
@@ -322,7 +412,10 @@ async fn execute(client: &Client, plan: &Plan) -> Result<bool> {
 async fn export(g: &Global, team: &str) -> Result<u8> {
     let team = TeamId::parse(team)?;
     let (client, _) = connect(g, None).await?;
-    let live = client.state(&team).await?.ok_or_else(|| anyhow!("team {team} does not exist at {}", client.describe))?;
+    let live = client
+        .state(&team)
+        .await?
+        .ok_or_else(|| anyhow!("team {team} does not exist at {}", client.describe))?;
     print!("{}", TeamSpec::from_state(&live).to_yaml());
     Ok(EXIT_OK)
 }
@@ -330,17 +423,27 @@ async fn export(g: &Global, team: &str) -> Result<u8> {
 async fn catalog_cmd(g: &Global, preset: Option<&str>, format: Format) -> Result<u8> {
     let catalog = match preset {
         Some(name) => Catalog::preset(name).ok_or_else(|| {
-            let names: Vec<&str> = teamform_core::catalog::PRESETS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = teamform_core::catalog::PRESETS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
             anyhow!("no preset named `{name}`; presets: {}", names.join(", "))
         })?,
-        None if g.endpoint.as_deref().is_some_and(|e| !e.trim().is_empty()) => connect(g, None).await?.1,
+        None if g.endpoint.as_deref().is_some_and(|e| !e.trim().is_empty()) => {
+            connect(g, None).await?.1
+        }
         None => local_catalog(g, None)?,
     };
     match format {
-        Format::Text => print!("{}", ensure_newline(render::catalog_text(&catalog, color_enabled(g)))),
+        Format::Text => print!(
+            "{}",
+            ensure_newline(render::catalog_text(&catalog, color_enabled(g)))
+        ),
         Format::Markdown => print!("{}", ensure_newline(render::catalog_markdown(&catalog))),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&render::catalog_json(&catalog))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::catalog_json(&catalog))?
+        ),
     }
     Ok(EXIT_OK)
 }
-

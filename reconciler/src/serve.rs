@@ -23,17 +23,28 @@ impl MailSink for PrintMail {
     fn deliver(&self, team: &TeamId, mails: &[Mail]) {
         let _ = std::fs::create_dir_all(&self.0);
         for (i, mail) in mails.iter().enumerate() {
-            eprintln!("--- email to {} ({team}) ---\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body);
+            eprintln!(
+                "--- email to {} ({team}) ---\nSubject: {}\n\n{}",
+                mail.to, mail.subject, mail.body
+            );
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
             let _ = std::fs::write(
                 self.0.join(format!("{stamp}-{i}-{team}.eml")),
-                format!("To: {}\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body),
+                format!(
+                    "To: {}\nSubject: {}\n\n{}",
+                    mail.to, mail.subject, mail.body
+                ),
             );
         }
     }
 }
 
-pub async fn serve(g: &Global, addr: &str, store: Option<&str>, public_url: Option<String>) -> Result<u8> {
+pub async fn serve(
+    g: &Global,
+    addr: &str,
+    store: Option<&str>,
+    public_url: Option<String>,
+) -> Result<u8> {
     let catalog = match g.catalog.as_deref() {
         Some(c) => teamform_functions::load_catalog(c).map_err(|e| anyhow!(e))?,
         None => teamform_functions::catalog_from_env().map_err(|e| anyhow!(e))?,
@@ -42,26 +53,49 @@ pub async fn serve(g: &Global, addr: &str, store: Option<&str>, public_url: Opti
         Some(s) if s.starts_with("dynamodb:") => {
             let table = s.trim_start_matches("dynamodb:");
             let dynamo = DynamoStore::from_env(table).await;
-            dynamo.create_table_if_missing().await.with_context(|| format!("cannot prepare table {table}"))?;
+            dynamo
+                .create_table_if_missing()
+                .await
+                .with_context(|| format!("cannot prepare table {table}"))?;
             Arc::new(dynamo)
         }
         Some(s) => {
             let path = PathBuf::from(s.trim_start_matches("sqlite:"));
-            Arc::new(SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?)
+            Arc::new(
+                SqliteStore::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )
         }
-        None => Arc::new(SqliteStore::open(&g.state).with_context(|| format!("cannot open {}", g.state.display()))?),
+        None => Arc::new(
+            SqliteStore::open(&g.state)
+                .with_context(|| format!("cannot open {}", g.state.display()))?,
+        ),
     };
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let url = public_url.unwrap_or_else(|| format!("http://{local}"));
-    let outbox = g.state.parent().map(|p| p.join("outbox")).unwrap_or_else(|| PathBuf::from(".teamform/outbox"));
+    let outbox = g
+        .state
+        .parent()
+        .map(|p| p.join("outbox"))
+        .unwrap_or_else(|| PathBuf::from(".teamform/outbox"));
     let service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
         .with_mail_sink(Arc::new(PrintMail(outbox)));
     let service = Arc::new(service);
-    println!("teamform serve: catalog {}, listening on http://{local}", catalog.name);
+    println!(
+        "teamform serve: catalog {}, listening on http://{local}",
+        catalog.name
+    );
     if !service.has_local_owner_token().await? {
-        let created = service.create_token(None, "bootstrap (local owner)", None).await?;
-        println!("bootstrap token for the local owner (shown once, stored hashed): {}", created.secret);
+        let created = service
+            .create_token(None, "bootstrap (local owner)", None)
+            .await?;
+        println!(
+            "bootstrap token for the local owner (shown once, stored hashed): {}",
+            created.secret
+        );
     }
     let router = app(AppState::new(service, Anonymous::Refused));
     axum::serve(listener, router)

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The `teamform` binary, built once per test process (a no-op when fresh).
@@ -18,12 +21,16 @@ pub fn bin() -> PathBuf {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--locked", "--quiet", "-p", "teamform", "--bin", "teamform"])
+            .args([
+                "build", "--locked", "--quiet", "-p", "teamform", "--bin", "teamform",
+            ])
             .current_dir(root())
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the teamform binary failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
         target.join("debug").join("teamform")
     })
     .clone()
@@ -41,7 +48,13 @@ pub struct Run {
 pub fn teamform(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin());
     cmd.args(args).current_dir(dir).stdin(Stdio::null());
-    for var in ["TEAMFORM_ENDPOINT", "TEAMFORM_TOKEN", "TEAMFORM_STATE", "TEAMFORM_CATALOG", "NO_COLOR"] {
+    for var in [
+        "TEAMFORM_ENDPOINT",
+        "TEAMFORM_TOKEN",
+        "TEAMFORM_STATE",
+        "TEAMFORM_CATALOG",
+        "NO_COLOR",
+    ] {
         cmd.env_remove(var);
     }
     for (k, v) in env {
@@ -98,7 +111,9 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Served {
     let (mut url, mut token) = (None, None);
     while url.is_none() || token.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("serve printed its address and token in time");
+        let line = rx
+            .recv_timeout(left)
+            .expect("serve printed its address and token in time");
         if let Some(u) = line.split("listening on ").nth(1) {
             url = Some(u.trim().to_owned());
         }
@@ -106,5 +121,9 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Served {
             token = Some(t.trim().to_owned());
         }
     }
-    Served { child, url: url.unwrap_or_default(), token: token.unwrap_or_default() }
+    Served {
+        child,
+        url: url.unwrap_or_default(),
+        token: token.unwrap_or_default(),
+    }
 }

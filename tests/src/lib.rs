@@ -128,5 +128,5 @@ impl Store for SerialTransactions {
     }
 }
 
-pub mod race;
 pub mod cli;
+pub mod race;

@@ -15,14 +15,26 @@ fn email(s: &str) -> Email {
 }
 
 fn roles(names: &[&str]) -> BTreeSet<RoleName> {
-    names.iter().map(|n| RoleName::parse(n).expect("role")).collect()
+    names
+        .iter()
+        .map(|n| RoleName::parse(n).expect("role"))
+        .collect()
 }
 
 /// Executes one batch, retrying on version conflicts (another writer won).
 /// Returns whether the batch was accepted, and the domain error if refused.
 async fn attempt(svc: &Service, team: &TeamId, changes: Vec<Change>) -> Result<usize, String> {
     for _ in 0..200 {
-        match svc.execute(team, &Principal::LocalOwner, &changes, None, &BatchOptions::default()).await {
+        match svc
+            .execute(
+                team,
+                &Principal::LocalOwner,
+                &changes,
+                None,
+                &BatchOptions::default(),
+            )
+            .await
+        {
             Ok(applied) => return Ok(applied.applied),
             Err(ServiceError::VersionConflict { .. }) => tokio::task::yield_now().await,
             Err(e) => return Err(e.to_string()),
@@ -37,9 +49,20 @@ pub async fn fifty_writers_keep_the_invariants(svc: Arc<Service>, team: &str) {
     let team = TeamId::parse(team).expect("team id");
     let owner = email("alice@acme.com");
     let setup = vec![
-        Change::CreateTeam { display_name: "Acme".into(), owner: owner.clone() },
-        Change::Invite { email: email("bob@acme.com"), name: None, roles: roles(&["viewer"]) },
-        Change::Invite { email: email("carol@acme.com"), name: None, roles: roles(&["viewer"]) },
+        Change::CreateTeam {
+            display_name: "Acme".into(),
+            owner: owner.clone(),
+        },
+        Change::Invite {
+            email: email("bob@acme.com"),
+            name: None,
+            roles: roles(&["viewer"]),
+        },
+        Change::Invite {
+            email: email("carol@acme.com"),
+            name: None,
+            roles: roles(&["viewer"]),
+        },
     ];
     attempt(&svc, &team, setup).await.expect("setup");
 
@@ -52,7 +75,11 @@ pub async fn fifty_writers_keep_the_invariants(svc: Arc<Service>, team: &str) {
             let change = match i % 5 {
                 // The same person invited by many writers, in varying case.
                 0 => Change::Invite {
-                    email: email(if i % 2 == 0 { "Same@Acme.com" } else { "same@acme.com" }),
+                    email: email(if i % 2 == 0 {
+                        "Same@Acme.com"
+                    } else {
+                        "same@acme.com"
+                    }),
                     name: None,
                     roles: roles(&["developer"]),
                 },
@@ -60,13 +87,27 @@ pub async fn fifty_writers_keep_the_invariants(svc: Arc<Service>, team: &str) {
                 1 => Change::ChangeInvitationRoles {
                     email: email("bob@acme.com"),
                     from: roles(&["viewer"]),
-                    to: roles(if i % 2 == 0 { &["admin"] } else { &["developer", "billing"] }),
+                    to: roles(if i % 2 == 0 {
+                        &["admin"]
+                    } else {
+                        &["developer", "billing"]
+                    }),
                 },
                 // Attempts on the owner: never allowed as role edits or removals.
-                2 if i % 2 == 0 => Change::ChangeRoles { email: owner.clone(), from: roles(&["owner"]), to: roles(&["admin"]) },
-                2 => Change::RemoveMember { email: owner.clone(), roles: roles(&["owner"]) },
+                2 if i % 2 == 0 => Change::ChangeRoles {
+                    email: owner.clone(),
+                    from: roles(&["owner"]),
+                    to: roles(&["admin"]),
+                },
+                2 => Change::RemoveMember {
+                    email: owner.clone(),
+                    roles: roles(&["owner"]),
+                },
                 // Ownership transfers to different people.
-                3 => Change::TransferOwnership { from: owner.clone(), to: email(&format!("heir{}@acme.com", i % 3)) },
+                3 => Change::TransferOwnership {
+                    from: owner.clone(),
+                    to: email(&format!("heir{}@acme.com", i % 3)),
+                },
                 // Revocation racing with the role edits above.
                 _ => Change::RevokeInvitation {
                     email: email("carol@acme.com"),
@@ -87,35 +128,74 @@ pub async fn fifty_writers_keep_the_invariants(svc: Arc<Service>, team: &str) {
         outcomes.push((i, action, result));
     }
 
-    let invites_ok = outcomes.iter().filter(|(i, _, r)| i % 5 == 0 && r.is_ok()).count();
-    assert_eq!(invites_ok, 1, "exactly one invitation of the same person wins: {outcomes:#?}");
+    let invites_ok = outcomes
+        .iter()
+        .filter(|(i, _, r)| i % 5 == 0 && r.is_ok())
+        .count();
+    assert_eq!(
+        invites_ok, 1,
+        "exactly one invitation of the same person wins: {outcomes:#?}"
+    );
     for (i, _, r) in &outcomes {
         if i % 5 == 2 {
             let err = r.as_ref().expect_err("the owner is protected");
             assert!(err.contains("owner"), "owner change refused as such: {err}");
         }
         if i % 5 == 1 || i % 5 == 3 {
-            assert!(r.is_ok(), "role edits and transfers retry until they land: {r:?}");
+            assert!(
+                r.is_ok(),
+                "role edits and transfers retry until they land: {r:?}"
+            );
         }
     }
-    let revokes_ok = outcomes.iter().filter(|(i, _, r)| i % 5 == 4 && r.is_ok()).count();
+    let revokes_ok = outcomes
+        .iter()
+        .filter(|(i, _, r)| i % 5 == 4 && r.is_ok())
+        .count();
     assert_eq!(revokes_ok, 1, "an invitation is revoked once");
 
     let state = svc.load(&team).await.expect("load").expect("team exists");
-    state.check_invariants().expect("exactly one owner, nobody both member and invited");
-    assert_eq!(state.owner, owner, "a transfer only starts; ownership moves when both confirm");
+    state
+        .check_invariants()
+        .expect("exactly one owner, nobody both member and invited");
+    assert_eq!(
+        state.owner, owner,
+        "a transfer only starts; ownership moves when both confirm"
+    );
     assert!(state.transfer.is_some(), "the last transfer is pending");
-    let same: Vec<_> = state.invitations.keys().filter(|e| e.key() == "same@acme.com").collect();
+    let same: Vec<_> = state
+        .invitations
+        .keys()
+        .filter(|e| e.key() == "same@acme.com")
+        .collect();
     assert_eq!(same.len(), 1, "one entry per email, whatever its case");
     assert!(!state.invitations.contains_key(&email("carol@acme.com")));
 
     // Every accepted write is visible with its audit item, and nothing else is.
     let store = svc.store();
-    let audit = store.query_all(&codec::team_pk(&team), codec::AUDIT).await.expect("audit");
-    assert_eq!(audit.len(), 3 + accepted, "setup plus one audit item per accepted change");
-    assert_eq!(state.version, 1 + accepted as u64, "one version per accepted batch");
+    let audit = store
+        .query_all(&codec::team_pk(&team), codec::AUDIT)
+        .await
+        .expect("audit");
+    assert_eq!(
+        audit.len(),
+        3 + accepted,
+        "setup plus one audit item per accepted change"
+    );
+    assert_eq!(
+        state.version,
+        1 + accepted as u64,
+        "one version per accepted batch"
+    );
     let versions: BTreeSet<i64> = audit.iter().filter_map(|a| a.int("version")).collect();
-    assert_eq!(versions.len(), 1 + accepted, "each batch has its own version");
-    let invite_items = store.query_all(&codec::team_pk(&team), codec::INVITE).await.expect("invites");
+    assert_eq!(
+        versions.len(),
+        1 + accepted,
+        "each batch has its own version"
+    );
+    let invite_items = store
+        .query_all(&codec::team_pk(&team), codec::INVITE)
+        .await
+        .expect("invites");
     assert_eq!(invite_items.len(), state.invitations.len());
 }

@@ -34,7 +34,11 @@ const TEN: &[(&str, &str)] = &[
 ];
 
 fn ok(run: &Run) {
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
 }
 
 /// Lines of a text plan that describe changes.
@@ -55,8 +59,16 @@ fn example_applies_then_plans_clean_and_one_edit_is_one_change() {
 
     let plan = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
     assert_eq!(plan.code, 2, "changes present: {}", plan.stderr);
-    assert!(plan.stdout.contains("+ invite bob@acme.com as admin"), "{}", plan.stdout);
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    assert!(
+        plan.stdout.contains("+ invite bob@acme.com as admin"),
+        "{}",
+        plan.stdout
+    );
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
     let again = teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]);
     ok(&again);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
@@ -84,7 +96,12 @@ fn validate_reports_every_mistake_with_its_place() {
     );
     let run = teamform(dir.path(), &["validate", &file], &[]);
     assert_eq!(run.code, 1);
-    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(file.as_str())).filter(|l| !l.ends_with("error(s)")).collect();
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(file.as_str()))
+        .filter(|l| !l.ends_with("error(s)"))
+        .collect();
     assert_eq!(errors.len(), 6, "{}", run.stderr);
     for (line, col, what) in [
         (2, 7, "team id"),
@@ -96,7 +113,9 @@ fn validate_reports_every_mistake_with_its_place() {
     ] {
         let place = format!("{file}:{line}:{col}: ");
         assert!(
-            errors.iter().any(|e| e.starts_with(&place) && e.contains(what)),
+            errors
+                .iter()
+                .any(|e| e.starts_with(&place) && e.contains(what)),
             "expected `{what}` at {place}\n{}",
             run.stderr
         );
@@ -106,12 +125,24 @@ fn validate_reports_every_mistake_with_its_place() {
 #[test]
 fn no_input_makes_any_command_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let inputs: &[&[u8]] = &[b"", b"\xff\xfe\x00binary", b"[[[[", b":", b"- - -", b"version: 1\nteam: [a]\nowner: {x: 1}\nmembers: 7\n", b"\t- x"];
+    let inputs: &[&[u8]] = &[
+        b"",
+        b"\xff\xfe\x00binary",
+        b"[[[[",
+        b":",
+        b"- - -",
+        b"version: 1\nteam: [a]\nowner: {x: 1}\nmembers: 7\n",
+        b"\t- x",
+    ];
     for (i, input) in inputs.iter().enumerate() {
         let path = dir.path().join(format!("in{i}.yaml"));
         std::fs::write(&path, input).expect("write");
         let p = path.display().to_string();
-        for args in [vec!["validate", &p], vec!["plan", &p], vec!["apply", "--auto-approve", &p]] {
+        for args in [
+            vec!["validate", &p],
+            vec!["plan", &p],
+            vec!["apply", "--auto-approve", &p],
+        ] {
             let run = teamform(dir.path(), &args, &[]);
             assert_eq!(run.code, 1, "{args:?} on {input:?}: {}", run.stderr);
             assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
@@ -119,10 +150,18 @@ fn no_input_makes_any_command_panic() {
     }
     let run = teamform(dir.path(), &["plan", "does-not-exist.yaml"], &[]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("cannot read does-not-exist.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read does-not-exist.yaml"),
+        "{}",
+        run.stderr
+    );
     let run = teamform(dir.path(), &["export", "--team", "NOT VALID"], &[]);
     assert_eq!(run.code, 1);
-    let run = teamform(dir.path(), &["plan", "x.yaml", "--max-removals", "lots"], &[]);
+    let run = teamform(
+        dir.path(),
+        &["plan", "x.yaml", "--max-removals", "lots"],
+        &[],
+    );
     assert_eq!(run.code, 2, "clap's usage error code");
     assert!(run.stderr.contains("removal limit"), "{}", run.stderr);
 }
@@ -131,15 +170,27 @@ fn no_input_makes_any_command_panic() {
 /// binary's catalog JSON, cell by cell.
 #[test]
 fn ably_catalog_matches_the_seed_table_cell_by_cell() {
-    let seed = std::fs::read_to_string(root().join("core/tests/fixtures/ably_seed.txt")).expect("seed");
-    let run = teamform(Path::new("."), &["catalog", "--preset", "ably", "--format", "json"], &[]);
+    let seed =
+        std::fs::read_to_string(root().join("core/tests/fixtures/ably_seed.txt")).expect("seed");
+    let run = teamform(
+        Path::new("."),
+        &["catalog", "--preset", "ably", "--format", "json"],
+        &[],
+    );
     ok(&run);
     let json: Value = serde_json::from_str(&run.stdout).expect("catalog json");
     let perms = json["permissions"].as_array().expect("permissions");
     let roles = ["developer", "billing", "admin", "owner"];
     let mut compared = 0;
     for line in seed.lines() {
-        let cells: String = line.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let cells: String = line
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         if cells.chars().count() != 4 || !cells.chars().all(|c| c == '✓' || c == '-') {
             continue;
         }
@@ -147,7 +198,10 @@ fn ably_catalog_matches_the_seed_table_cell_by_cell() {
         if label.is_empty() || label == "Permission" {
             continue;
         }
-        let perm = perms.iter().find(|p| p["label"] == label).unwrap_or_else(|| panic!("no permission labelled {label:?}"));
+        let perm = perms
+            .iter()
+            .find(|p| p["label"] == label)
+            .unwrap_or_else(|| panic!("no permission labelled {label:?}"));
         for (role, cell) in roles.iter().zip(cells.chars()) {
             assert_eq!(perm["roles"][role], cell == '✓', "{label} / {role}");
             compared += 1;
@@ -160,39 +214,89 @@ fn ably_catalog_matches_the_seed_table_cell_by_cell() {
 fn removing_thirty_percent_is_refused_until_the_limit_is_raised() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path(), "team.yaml", &team_yaml(TEN));
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
     // 10 members (owner included); remove 3 = 30 %.
     write(dir.path(), "team.yaml", &team_yaml(&TEN[3..]));
     let plan = teamform(dir.path(), &["plan", &file], &[]);
     assert_eq!(plan.code, 1, "{}", plan.stdout);
     let apply = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
     assert_eq!(apply.code, 1);
-    assert!(apply.stderr.contains("removal limit is 2"), "{}", apply.stderr);
-    assert!(apply.stderr.contains("--max-removals") && apply.stderr.contains("max_removals"), "{}", apply.stderr);
-    let still = teamform(dir.path(), &["plan", &file, "--detailed-exitcode", "--max-removals", "30%"], &[]);
+    assert!(
+        apply.stderr.contains("removal limit is 2"),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply.stderr.contains("--max-removals") && apply.stderr.contains("max_removals"),
+        "{}",
+        apply.stderr
+    );
+    let still = teamform(
+        dir.path(),
+        &[
+            "plan",
+            &file,
+            "--detailed-exitcode",
+            "--max-removals",
+            "30%",
+        ],
+        &[],
+    );
     assert_eq!(still.code, 2, "nothing was removed by the refused apply");
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve", "--max-removals", "30%"], &[]));
-    ok(&teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve", "--max-removals", "30%"],
+        &[],
+    ));
+    ok(&teamform(
+        dir.path(),
+        &["plan", &file, "--detailed-exitcode"],
+        &[],
+    ));
 }
 
 #[test]
 fn a_saved_plan_is_refused_once_the_team_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..3]));
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
     write(dir.path(), "team.yaml", &team_yaml(&TEN[..4]));
     let saved = dir.path().join("plan.json").display().to_string();
-    ok(&teamform(dir.path(), &["plan", &file, "--out", &saved], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["plan", &file, "--out", &saved],
+        &[],
+    ));
     // Someone else changes the team before the saved plan is applied.
     let other = write(dir.path(), "other.yaml", &team_yaml(&TEN[..5]));
-    ok(&teamform(dir.path(), &["apply", &other, "--auto-approve"], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &other, "--auto-approve"],
+        &[],
+    ));
     let stale = teamform(dir.path(), &["apply", &saved, "--auto-approve"], &[]);
     assert_eq!(stale.code, 1);
     assert!(stale.stderr.contains("stale"), "{}", stale.stderr);
 
     // A fresh saved plan applies.
-    ok(&teamform(dir.path(), &["plan", &file, "--out", &saved, "--max-removals", "1"], &[]));
-    ok(&teamform(dir.path(), &["apply", &saved, "--auto-approve"], &[]));
+    ok(&teamform(
+        dir.path(),
+        &["plan", &file, "--out", &saved, "--max-removals", "1"],
+        &[],
+    ));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &saved, "--auto-approve"],
+        &[],
+    ));
 }
 
 #[test]
@@ -210,12 +314,26 @@ fn apply_refuses_to_prompt_without_a_terminal() {
 fn markdown_and_json_plans_carry_summary_diff_and_format_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..2]));
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
-    write(dir.path(), "team.yaml", &team_yaml(&[("m0@acme.com", "admin"), ("m1@acme.com", "viewer")]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
+    write(
+        dir.path(),
+        "team.yaml",
+        &team_yaml(&[("m0@acme.com", "admin"), ("m1@acme.com", "viewer")]),
+    );
     let md = teamform(dir.path(), &["plan", &file, "--format", "markdown"], &[]);
     ok(&md);
     assert!(md.stdout.contains("| Action | Count |"), "{}", md.stdout);
-    assert!(md.stdout.contains("<details>") && md.stdout.contains("-    roles: [viewer]") && md.stdout.contains("+    roles: [admin]"), "{}", md.stdout);
+    assert!(
+        md.stdout.contains("<details>")
+            && md.stdout.contains("-    roles: [viewer]")
+            && md.stdout.contains("+    roles: [admin]"),
+        "{}",
+        md.stdout
+    );
     let json = teamform(dir.path(), &["plan", &file, "--format", "json"], &[]);
     ok(&json);
     let v: Value = serde_json::from_str(&json.stdout).expect("json plan");
@@ -231,13 +349,39 @@ fn markdown_and_json_plans_carry_summary_diff_and_format_version() {
 fn serve_gives_the_same_plan_as_the_in_process_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..4]));
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]));
-    write(dir.path(), "team.yaml", &team_yaml(&[("m0@acme.com", "admin"), ("m1@acme.com", "viewer"), ("new@acme.com", "viewer"), ("m3@acme.com", "developer")]));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
+    write(
+        dir.path(),
+        "team.yaml",
+        &team_yaml(&[
+            ("m0@acme.com", "admin"),
+            ("m1@acme.com", "viewer"),
+            ("new@acme.com", "viewer"),
+            ("m3@acme.com", "developer"),
+        ]),
+    );
     let local = teamform(dir.path(), &["plan", &file, "--format", "json"], &[]);
     ok(&local);
 
     let served = serve(dir.path(), &[]);
-    let remote = teamform(dir.path(), &["plan", &file, "--format", "json", "--endpoint", &served.url, "--token", &served.token], &[]);
+    let remote = teamform(
+        dir.path(),
+        &[
+            "plan",
+            &file,
+            "--format",
+            "json",
+            "--endpoint",
+            &served.url,
+            "--token",
+            &served.token,
+        ],
+        &[],
+    );
     ok(&remote);
     let strip = |s: &str| {
         let mut v: Value = serde_json::from_str(s).expect("json");
@@ -247,7 +391,27 @@ fn serve_gives_the_same_plan_as_the_in_process_run() {
     assert_eq!(strip(&local.stdout), strip(&remote.stdout));
     let without_token = teamform(dir.path(), &["plan", &file, "--endpoint", &served.url], &[]);
     assert_eq!(without_token.code, 1);
-    assert!(without_token.stderr.contains("unauthenticated"), "{}", without_token.stderr);
-    ok(&teamform(dir.path(), &["apply", &file, "--auto-approve", "--endpoint", &served.url, "--token", &served.token], &[]));
-    ok(&teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]));
+    assert!(
+        without_token.stderr.contains("unauthenticated"),
+        "{}",
+        without_token.stderr
+    );
+    ok(&teamform(
+        dir.path(),
+        &[
+            "apply",
+            &file,
+            "--auto-approve",
+            "--endpoint",
+            &served.url,
+            "--token",
+            &served.token,
+        ],
+        &[],
+    ));
+    ok(&teamform(
+        dir.path(),
+        &["plan", &file, "--detailed-exitcode"],
+        &[],
+    ));
 }

@@ -12,7 +12,12 @@ use teamform_functions::store::sqlite::SqliteStore;
 use teamform_tests::{SerialTransactions, moto_store, race};
 
 fn service(store: Arc<dyn Store>) -> Arc<Service> {
-    Arc::new(Service::new(store, Arc::new(Catalog::standard()), Arc::new(SystemClock), "http://test".into()))
+    Arc::new(Service::new(
+        store,
+        Arc::new(Catalog::standard()),
+        Arc::new(SystemClock),
+        "http://test".into(),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
