@@ -162,7 +162,7 @@ fn no_input_makes_any_command_panic() {
         &["plan", "x.yaml", "--max-removals", "lots"],
         &[],
     );
-    assert_eq!(run.code, 2, "clap's usage error code");
+    assert_eq!(run.code, 1, "usage errors are errors, never \"changes present\"");
     assert!(run.stderr.contains("removal limit"), "{}", run.stderr);
 }
 
