@@ -415,3 +415,55 @@ fn serve_gives_the_same_plan_as_the_in_process_run() {
         &[],
     ));
 }
+
+/// The DigitalOcean table: six roles by three areas, each cell an access
+/// level expressed as the permissions the role holds in that area.
+#[test]
+fn digitalocean_catalog_matches_the_seed_table_cell_by_cell() {
+    let seed = std::fs::read_to_string(root().join("core/tests/fixtures/digitalocean_seed.txt")).expect("seed");
+    let run = teamform(Path::new("."), &["catalog", "--preset", "digitalocean", "--format", "json"], &[]);
+    ok(&run);
+    let json: Value = serde_json::from_str(&run.stdout).expect("catalog json");
+    let held = |role: &str, perm: &str| {
+        json["permissions"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["id"] == perm))
+            .map(|p| p["roles"][role] == true)
+            .unwrap_or(false)
+    };
+    let areas: [&[&str]; 3] = [
+        &["resources.read", "resources.write", "resources.delete"],
+        &["billing.summary.read", "billing.read", "billing.manage"],
+        &["team.settings.read", "team.settings.manage"],
+    ];
+    let level = |area: usize, cell: &str| -> Vec<&str> {
+        let all = areas[area].to_vec();
+        if cell.contains("Full access except delete") {
+            vec!["resources.read", "resources.write"]
+        } else if cell.contains("Full access") {
+            all
+        } else if cell.contains("Limited read only") {
+            vec!["billing.summary.read"]
+        } else if cell.contains("Read only") {
+            vec![all[0]]
+        } else {
+            assert!(cell.contains("No access"), "unknown level {cell:?}");
+            vec![]
+        }
+    };
+    let mut compared = 0;
+    for line in seed.lines() {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cols.len() < 4 || cols[0] == "Role" || cols[0].starts_with("---") {
+            continue;
+        }
+        let role = cols[0].to_lowercase().replace(' ', "_");
+        for area in 0..3 {
+            let want = level(area, cols[area + 1]);
+            let have: Vec<&str> = areas[area].iter().copied().filter(|p| held(&role, p)).collect();
+            assert_eq!(have, want, "{role} / area {area} / {}", cols[area + 1]);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 6 * 3);
+}
