@@ -8,7 +8,6 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,8 +15,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use teamform_core::model::Roles;
 use teamform_core::{Catalog, Change, Email, TeamId, Timestamp};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, PrincipalView};
+use crate::openapi::__path_openapi_json;
+use crate::openapi::schema::{self, Problem};
+use crate::openapi::{ApiDoc, openapi_json};
 use crate::service::{BatchOptions, Service, ServiceError};
 use crate::store::PageRequest;
 
@@ -48,25 +53,30 @@ impl AppState {
     }
 }
 
+/// Every route of the service with its OpenAPI description: each handler's
+/// `#[utoipa::path]` gives both its place in the router and its operation in
+/// `GET /openapi.json`, so the two cannot drift apart.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(catalog))
+        .routes(routes!(me))
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(delete_token))
+        .routes(routes!(create_team))
+        .routes(routes!(team_state))
+        .routes(routes!(apply_changes))
+        .routes(routes!(members))
+        .routes(routes!(audit))
+        .routes(routes!(check))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
+}
+
 /// The router of the team service.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/catalog", get(catalog))
-        .route("/me", get(me))
-        .route("/me/tokens", post(create_token).get(list_tokens))
-        .route("/me/tokens/{id}", delete(delete_token))
-        .route("/teams", post(create_team))
-        .route("/teams/{team}/state", get(team_state))
-        .route("/teams/{team}/changes", post(apply_changes))
-        .route("/teams/{team}/members", get(members))
-        .route("/teams/{team}/audit", get(audit))
-        .route("/teams/{team}/check", get(check))
-        .route(
-            "/teams/{team}/api-keys",
-            post(create_api_key).get(list_api_keys),
-        )
-        .route("/teams/{team}/api-keys/{id}", delete(revoke_api_key))
+    Router::from(routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -83,8 +93,9 @@ pub fn app(state: AppState) -> Router {
 // ---------------------------------------------------------------- errors
 
 /// One field-level problem in a request body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct FieldError {
+    /// The field (`body` or `query` when the whole of it is malformed).
     pub field: String,
     pub message: String,
 }
@@ -269,8 +280,9 @@ pub struct Body<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
+/// The router's fallback: no route has this path.
 async fn not_found() -> ApiError {
-    ApiError::not_found()
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -372,27 +384,82 @@ fn precondition(e: ServiceError, explicit: bool) -> ApiError {
 
 // ------------------------------------------------------------ handlers
 
+/// Liveness: the service answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses((status = 200, description = "The service is up", body = schema::Health))
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The deployment's catalog: its permissions and system roles.
+///
+/// Public: it takes no input and needs no credential.
+#[utoipa::path(
+    get,
+    path = "/catalog",
+    tag = "meta",
+    responses((status = 200, description = "The catalog", body = schema::Catalog))
+)]
 async fn catalog(State(state): State<AppState>) -> Json<Catalog> {
     Json(state.service.catalog().clone())
 }
 
+/// Who the caller is.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "me",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    responses(
+        (status = 200, description = "The caller", body = schema::PrincipalView),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn me(Caller(who): Caller) -> Json<PrincipalView> {
     Json(PrincipalView::from(&who))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new team and its owner.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
+    /// The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter.
+    #[schema(example = "acme")]
     pub team: String,
+    /// Defaults to the team id.
     #[serde(default)]
+    #[schema(example = "Acme Inc.")]
     pub display_name: Option<String>,
+    /// The owner's email. A person may only create a team they own.
+    #[schema(format = Email, example = "alice@acme.com")]
     pub owner: String,
 }
 
+/// Creates a team with its owner as the only member.
+#[utoipa::path(
+    post,
+    path = "/teams",
+    tag = "teams",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    request_body = CreateTeam,
+    responses(
+        (status = 201, description = "The team was created at version 1", body = schema::Applied, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
+        (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: a team is created by its owner", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`team_exists`: the team already exists; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad team id or owner email (see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_team(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -427,6 +494,21 @@ fn field(name: &str, e: impl std::fmt::Display) -> FieldError {
     }
 }
 
+/// The team's whole state; its `ETag` is the version.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/state",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    responses(
+        (status = 200, description = "The team's state (needs `team.members.read`)", body = schema::TeamState, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn team_state(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -440,14 +522,47 @@ async fn team_state(
     Ok((etag(snapshot.version), Json(snapshot)).into_response())
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+/// A batch of changes, applied all or nothing, in order.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBatch {
+    #[schema(value_type = Vec<schema::Change>)]
     pub changes: Vec<Change>,
     #[serde(default)]
+    #[schema(value_type = schema::BatchOptions)]
     pub options: BatchOptions,
 }
 
+/// Applies a batch of changes to a team, all or nothing.
+///
+/// Each change needs its own permission; the whole batch is validated
+/// before anything is written. A batch whose first change is `create_team`
+/// creates the team.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/changes",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(
+        ("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag` (`\"5\"`, `W/\"5\"` or `5`): apply only if the team is still at that version, else 412. `*` or no header applies to the current version.", example = "\"5\""),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")
+    ),
+    request_body = ChangeBatch,
+    responses(
+        (status = 200, description = "The batch was applied", body = schema::Applied, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
+        (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `owner_protected`: a change needs a permission the caller lacks, or would touch the owner (`change_index` and `action` name it)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed while the batch ran (`expected_version`, `current_version`); a change conflicts with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `team_exists`, `seat_limit_reached`); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is not at the version of `If-Match` (`expected_version`, `current_version`); plan again", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape, see `errors`), a change the state refuses (its own `code`, e.g. `not_member`, `unknown_role`, `self_removal`; `change_index` and `action` name it), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn apply_changes(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -465,18 +580,27 @@ async fn apply_changes(
     Ok((etag(applied.version), Json(applied)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only members and invitations holding this role.
     role: Option<String>,
+    /// `joined` or `pending`.
+    #[param(pattern = "^(joined|pending)$")]
     status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One page of a list; `next_cursor` is absent on the last page.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ListPage<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -517,6 +641,22 @@ fn encode_cursor(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key)
 }
 
+/// Members and pending invitations, in email order, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/members",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ListParams),
+    responses(
+        (status = 200, description = "A page of members (needs `team.members.read`)", body = ListPage<schema::MemberView>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn members(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -552,13 +692,33 @@ async fn members(
     Ok(Json(ListPage { items, next_cursor }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// The team's audit trail, oldest first, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/audit",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), PageParams),
+    responses(
+        (status = 200, description = "A page of audit records (needs `team.audit.read`)", body = ListPage<schema::AuditEntry>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn audit(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -588,13 +748,30 @@ async fn audit(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CheckParams {
+    /// A permission id of the catalog.
+    #[param(example = "team.members.read")]
     permission: String,
 }
 
 /// May the caller do X in this team? For products asking on a user's behalf.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/check",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), CheckParams),
+    responses(
+        (status = 200, description = "Whether the caller holds the permission in the team", body = schema::PermissionCheck),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `permission` is missing or not in the catalog (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn check(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -624,15 +801,43 @@ async fn check(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new API key for a team.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    /// 1 to 100 characters.
+    #[schema(example = "ci")]
     pub name: String,
+    /// Roles of the team; never `owner`, and nothing beyond the caller's own permissions.
+    #[schema(value_type = Vec<String>, example = json!(["viewer"]))]
     pub roles: Roles,
+    /// When the key stops working (RFC 3339, in the future); never by default.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 
+/// Creates an API key for the team; its secret is shown this once.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/api-keys",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "The key and its `tfk_` secret (needs `team.api_keys.manage`)", body = schema::CreatedApiKey),
+        (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.api_keys.manage`, or the roles grant permissions the caller does not hold", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (bad name, expiry in the past, or a body of the wrong shape), a role the team cannot grant (`unknown_role`, `owner_role`, `no_roles`, ...), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_api_key(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -647,6 +852,21 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// The team's API keys, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/api-keys",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    responses(
+        (status = 200, description = "Every key of the team, in one page (needs `team.api_keys.manage`)", body = ListPage<schema::ApiKeyView>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_api_keys(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -661,6 +881,22 @@ async fn list_api_keys(
     .into_response())
 }
 
+/// Revokes an API key: it stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/api-keys/{id}",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "The key was revoked (needs `team.api_keys.manage`)"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team or key, or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn revoke_api_key(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -671,14 +907,38 @@ async fn revoke_api_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new personal access token.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(example = "laptop")]
     pub name: String,
+    /// When the token stops working (RFC 3339); never by default.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 
+/// Creates a personal access token acting as the caller; its secret is shown this once.
+#[utoipa::path(
+    post,
+    path = "/me/tokens",
+    tag = "me",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token and its `tfp_` secret", body = schema::CreatedToken),
+        (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: API keys cannot make personal tokens", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape (see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_token(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -700,6 +960,19 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// The caller's personal access tokens, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/me/tokens",
+    tag = "me",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    responses(
+        (status = 200, description = "Every token of the caller, in one page", body = ListPage<schema::TokenView>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: personal tokens belong to people, not to API keys", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_tokens(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -712,6 +985,21 @@ async fn list_tokens(
     .into_response())
 }
 
+/// Deletes one of the caller's personal access tokens.
+#[utoipa::path(
+    delete,
+    path = "/me/tokens/{id}",
+    tag = "me",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "The token was deleted"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: personal tokens belong to people, not to API keys", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the caller has no token with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_token(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -524,3 +524,84 @@ async fn the_router_serves_real_http() {
     let body: Value = r.json().await.expect("problem");
     assert_eq!(body["code"], "unsupported_media_type");
 }
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_response_and_refuses_another_body() {
+    let router = local_app();
+    create_acme(&router).await;
+    let batch = json!({"changes": [{"op": "invite", "email": "bob@acme.com", "roles": ["admin"]}]});
+    let key = [("idempotency-key", "retry-42")];
+    let first = send(&router, "POST", "/teams/acme/changes", Some(batch.clone()), &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.body);
+    let replay = send(&router, "POST", "/teams/acme/changes", Some(batch.clone()), &key).await;
+    assert_eq!(replay.status, StatusCode::OK, "a retry is answered, not re-run: {:#}", replay.body);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(replay.etag, first.etag);
+    let state = send(&router, "GET", "/teams/acme/state", None, &[]).await;
+    assert_eq!(state.body["version"], 2, "the change ran once");
+
+    let other = json!({"changes": [{"op": "invite", "email": "carol@acme.com", "roles": ["admin"]}]});
+    let r = send(&router, "POST", "/teams/acme/changes", Some(other.clone()), &key).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+
+    // A failed request releases its key: corrected, it may run.
+    let bad = json!({"changes": [{"op": "invite", "email": "dan@acme.com", "roles": ["wizard"]}]});
+    let k2 = [("idempotency-key", "fix-me")];
+    let r = send(&router, "POST", "/teams/acme/changes", Some(bad), &k2).await;
+    assert_eq!(r.body["code"], "unknown_role");
+    let r = send(&router, "POST", "/teams/acme/changes", Some(other), &k2).await;
+    assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+}
+
+#[tokio::test]
+async fn a_replayed_key_creation_never_shows_the_secret_again() {
+    let router = local_app();
+    create_acme(&router).await;
+    let body = json!({"name": "ci", "roles": ["viewer"]});
+    let key = [("idempotency-key", "make-key")];
+    let first = send(&router, "POST", "/teams/acme/api-keys", Some(body.clone()), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert!(first.body["secret"].as_str().is_some_and(|s| s.starts_with("tfk_")));
+    let replay = send(&router, "POST", "/teams/acme/api-keys", Some(body), &key).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.body["id"], first.body["id"], "the same key, not a second one");
+    assert!(replay.body["secret"].is_null(), "{:#}", replay.body);
+    let keys = send(&router, "GET", "/teams/acme/api-keys", None, &[]).await;
+    assert_eq!(keys.body["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_a_problem() {
+    let router = local_app();
+    create_acme(&router).await;
+    let huge = "x".repeat(teamform_functions::api::BODY_LIMIT + 1);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/teams/acme/changes")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, huge.len())
+        .body(Body::from(huge))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("answer");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).expect("problem body");
+    assert_eq!(body["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn if_match_guards_api_key_mutations_too() {
+    let router = local_app();
+    create_acme(&router).await;
+    let body = json!({"name": "ci", "roles": ["viewer"]});
+    let r = send(&router, "POST", "/teams/acme/api-keys", Some(body.clone()), &[("if-match", "\"7\"")]).await;
+    assert_problem(&r, StatusCode::PRECONDITION_FAILED, "version_conflict");
+    let r = send(&router, "POST", "/teams/acme/api-keys", Some(body), &[("if-match", "\"1\"")]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:#}", r.body);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let r = send(&router, "DELETE", &format!("/teams/acme/api-keys/{id}"), None, &[("if-match", "\"1\"")]).await;
+    assert_problem(&r, StatusCode::PRECONDITION_FAILED, "version_conflict");
+    let r = send(&router, "DELETE", &format!("/teams/acme/api-keys/{id}"), None, &[("if-match", "\"2\"")]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
