@@ -84,10 +84,38 @@ pub fn app(state: AppState) -> Router {
             crate::idempotency::layer,
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::map_response(problem_only))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
         .with_state(state)
+}
+
+/// Every error leaves as problem+json, also one made by a layer rather than a
+/// handler (the body limit answers 413 in plain text, for instance).
+async fn problem_only(res: Response) -> Response {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !res.status().is_client_error() && !res.status().is_server_error() || is_problem {
+        return res;
+    }
+    let status = res.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => {
+            return ApiError::internal("a layer failed the request").into_response();
+        }
+        _ => "bad_request",
+    };
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("bodies are limited to {BODY_LIMIT} bytes"),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    ApiError::new(status, code, detail).into_response()
 }
 
 // ---------------------------------------------------------------- errors
@@ -823,7 +851,7 @@ pub struct CreateApiKey {
     path = "/teams/{team}/api-keys",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`)."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "The key and its `tfk_` secret (needs `team.api_keys.manage`)", body = schema::CreatedApiKey),
@@ -832,6 +860,7 @@ pub struct CreateApiKey {
         (status = 403, description = "`forbidden`: the caller lacks `team.api_keys.manage`, or the roles grant permissions the caller does not hold", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (bad name, expiry in the past, or a body of the wrong shape), a role the team cannot grant (`unknown_role`, `owner_role`, `no_roles`, ...), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
@@ -842,13 +871,23 @@ async fn create_api_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(team): Path<String>,
+    headers: HeaderMap,
     Body(body): Body<CreateApiKey>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
+    let expected = if_match(&headers)?;
     let created = state
         .service
-        .create_api_key(&team, &who, &body.name, &body.roles, body.expires_at)
-        .await?;
+        .create_api_key(
+            &team,
+            &who,
+            &body.name,
+            &body.roles,
+            body.expires_at,
+            expected,
+        )
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -887,13 +926,14 @@ async fn list_api_keys(
     path = "/teams/{team}/api-keys/{id}",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("id" = String, Path, description = "The key's id")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("id" = String, Path, description = "The key's id"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 204, description = "The key was revoked (needs `team.api_keys.manage`)"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or key, or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -901,9 +941,15 @@ async fn revoke_api_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((team, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let team = team_id(&team)?;
-    state.service.revoke_api_key(&team, &who, &id).await?;
+    let expected = if_match(&headers)?;
+    state
+        .service
+        .revoke_api_key(&team, &who, &id, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -85,8 +85,10 @@ impl Service {
         name: &str,
         roles: &Roles,
         expires_at: Option<Timestamp>,
+        expected: Option<u64>,
     ) -> Result<Created<ApiKeyView>, ServiceError> {
         let state = self.authorized(team, who, "team.api_keys.manage").await?;
+        check_version(&state, expected)?;
         if name.trim().is_empty() || name.len() > 100 {
             return Err(ServiceError::Invalid {
                 code: "validation_failed",
@@ -166,8 +168,10 @@ impl Service {
         team: &TeamId,
         who: &Principal,
         id: &str,
+        expected: Option<u64>,
     ) -> Result<(), ServiceError> {
         let state = self.authorized(team, who, "team.api_keys.manage").await?;
+        check_version(&state, expected)?;
         let pk = codec::team_pk(team);
         let item = self
             .store()
@@ -378,6 +382,22 @@ impl Service {
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
+    }
+}
+
+/// `If-Match`: the team must still be at the version the caller saw. The
+/// commit that follows is conditioned on the same version, so the check holds
+/// atomically.
+fn check_version(
+    state: &teamform_core::TeamState,
+    expected: Option<u64>,
+) -> Result<(), ServiceError> {
+    match expected {
+        Some(expected) if expected != state.version => Err(ServiceError::VersionConflict {
+            expected,
+            actual: state.version,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -531,18 +531,49 @@ async fn idempotency_key_replays_the_first_response_and_refuses_another_body() {
     create_acme(&router).await;
     let batch = json!({"changes": [{"op": "invite", "email": "bob@acme.com", "roles": ["admin"]}]});
     let key = [("idempotency-key", "retry-42")];
-    let first = send(&router, "POST", "/teams/acme/changes", Some(batch.clone()), &key).await;
+    let first = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(batch.clone()),
+        &key,
+    )
+    .await;
     assert_eq!(first.status, StatusCode::OK, "{:#}", first.body);
-    let replay = send(&router, "POST", "/teams/acme/changes", Some(batch.clone()), &key).await;
-    assert_eq!(replay.status, StatusCode::OK, "a retry is answered, not re-run: {:#}", replay.body);
+    let replay = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(batch.clone()),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::OK,
+        "a retry is answered, not re-run: {:#}",
+        replay.body
+    );
     assert_eq!(replay.body, first.body);
     assert_eq!(replay.etag, first.etag);
     let state = send(&router, "GET", "/teams/acme/state", None, &[]).await;
     assert_eq!(state.body["version"], 2, "the change ran once");
 
-    let other = json!({"changes": [{"op": "invite", "email": "carol@acme.com", "roles": ["admin"]}]});
-    let r = send(&router, "POST", "/teams/acme/changes", Some(other.clone()), &key).await;
-    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    let other =
+        json!({"changes": [{"op": "invite", "email": "carol@acme.com", "roles": ["admin"]}]});
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/changes",
+        Some(other.clone()),
+        &key,
+    )
+    .await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
 
     // A failed request releases its key: corrected, it may run.
     let bad = json!({"changes": [{"op": "invite", "email": "dan@acme.com", "roles": ["wizard"]}]});
@@ -559,12 +590,26 @@ async fn a_replayed_key_creation_never_shows_the_secret_again() {
     create_acme(&router).await;
     let body = json!({"name": "ci", "roles": ["viewer"]});
     let key = [("idempotency-key", "make-key")];
-    let first = send(&router, "POST", "/teams/acme/api-keys", Some(body.clone()), &key).await;
+    let first = send(
+        &router,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(body.clone()),
+        &key,
+    )
+    .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    assert!(first.body["secret"].as_str().is_some_and(|s| s.starts_with("tfk_")));
+    assert!(
+        first.body["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("tfk_"))
+    );
     let replay = send(&router, "POST", "/teams/acme/api-keys", Some(body), &key).await;
     assert_eq!(replay.status, StatusCode::CREATED);
-    assert_eq!(replay.body["id"], first.body["id"], "the same key, not a second one");
+    assert_eq!(
+        replay.body["id"], first.body["id"],
+        "the same key, not a second one"
+    );
     assert!(replay.body["secret"].is_null(), "{:#}", replay.body);
     let keys = send(&router, "GET", "/teams/acme/api-keys", None, &[]).await;
     assert_eq!(keys.body["items"].as_array().map(Vec::len), Some(1));
@@ -584,7 +629,10 @@ async fn oversized_bodies_are_refused_with_a_problem() {
         .expect("request");
     let res = router.clone().oneshot(req).await.expect("answer");
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     let body: Value = serde_json::from_slice(&bytes).expect("problem body");
     assert_eq!(body["code"], "body_too_large");
@@ -595,13 +643,41 @@ async fn if_match_guards_api_key_mutations_too() {
     let router = local_app();
     create_acme(&router).await;
     let body = json!({"name": "ci", "roles": ["viewer"]});
-    let r = send(&router, "POST", "/teams/acme/api-keys", Some(body.clone()), &[("if-match", "\"7\"")]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(body.clone()),
+        &[("if-match", "\"7\"")],
+    )
+    .await;
     assert_problem(&r, StatusCode::PRECONDITION_FAILED, "version_conflict");
-    let r = send(&router, "POST", "/teams/acme/api-keys", Some(body), &[("if-match", "\"1\"")]).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(body),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:#}", r.body);
     let id = r.body["id"].as_str().expect("id").to_owned();
-    let r = send(&router, "DELETE", &format!("/teams/acme/api-keys/{id}"), None, &[("if-match", "\"1\"")]).await;
+    let r = send(
+        &router,
+        "DELETE",
+        &format!("/teams/acme/api-keys/{id}"),
+        None,
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_problem(&r, StatusCode::PRECONDITION_FAILED, "version_conflict");
-    let r = send(&router, "DELETE", &format!("/teams/acme/api-keys/{id}"), None, &[("if-match", "\"2\"")]).await;
+    let r = send(
+        &router,
+        "DELETE",
+        &format!("/teams/acme/api-keys/{id}"),
+        None,
+        &[("if-match", "\"2\"")],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
