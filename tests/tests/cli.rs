@@ -162,7 +162,10 @@ fn no_input_makes_any_command_panic() {
         &["plan", "x.yaml", "--max-removals", "lots"],
         &[],
     );
-    assert_eq!(run.code, 1, "usage errors are errors, never \"changes present\"");
+    assert_eq!(
+        run.code, 1,
+        "usage errors are errors, never \"changes present\""
+    );
     assert!(run.stderr.contains("removal limit"), "{}", run.stderr);
 }
 
@@ -420,8 +423,13 @@ fn serve_gives_the_same_plan_as_the_in_process_run() {
 /// level expressed as the permissions the role holds in that area.
 #[test]
 fn digitalocean_catalog_matches_the_seed_table_cell_by_cell() {
-    let seed = std::fs::read_to_string(root().join("core/tests/fixtures/digitalocean_seed.txt")).expect("seed");
-    let run = teamform(Path::new("."), &["catalog", "--preset", "digitalocean", "--format", "json"], &[]);
+    let seed = std::fs::read_to_string(root().join("core/tests/fixtures/digitalocean_seed.txt"))
+        .expect("seed");
+    let run = teamform(
+        Path::new("."),
+        &["catalog", "--preset", "digitalocean", "--format", "json"],
+        &[],
+    );
     ok(&run);
     let json: Value = serde_json::from_str(&run.stdout).expect("catalog json");
     let held = |role: &str, perm: &str| {
@@ -460,10 +468,64 @@ fn digitalocean_catalog_matches_the_seed_table_cell_by_cell() {
         let role = cols[0].to_lowercase().replace(' ', "_");
         for area in 0..3 {
             let want = level(area, cols[area + 1]);
-            let have: Vec<&str> = areas[area].iter().copied().filter(|p| held(&role, p)).collect();
+            let have: Vec<&str> = areas[area]
+                .iter()
+                .copied()
+                .filter(|p| held(&role, p))
+                .collect();
             assert_eq!(have, want, "{role} / area {area} / {}", cols[area + 1]);
             compared += 1;
         }
     }
     assert_eq!(compared, 6 * 3);
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), apply asks and
+/// applies only on "yes".
+#[test]
+fn apply_asks_on_a_terminal_and_applies_only_on_yes() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..2]));
+    let on_terminal = |answer: &str| {
+        let line = format!("{} apply {file}", teamform_tests::cli::bin().display());
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(dir.path())
+            .env_remove("TEAMFORM_ENDPOINT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(answer.as_bytes())
+            .expect("answer");
+        let out = child.wait_with_output().expect("finishes");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = on_terminal("no\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Only 'yes' will be accepted"), "{out}");
+    assert!(out.contains("Apply cancelled"), "{out}");
+    assert_eq!(
+        teamform(dir.path(), &["plan", &file, "--detailed-exitcode"], &[]).code,
+        2,
+        "nothing applied"
+    );
+    let (code, out) = on_terminal("yes\n");
+    assert_eq!(code, 0, "{out}");
+    ok(&teamform(
+        dir.path(),
+        &["plan", &file, "--detailed-exitcode"],
+        &[],
+    ));
 }

@@ -10,13 +10,18 @@ use teamform_tests::cli::{Run, root, serve, teamform};
 use teamform_tests::{ENDPOINT_VAR, unique_table_name};
 
 fn ok(run: &Run) {
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
 }
 
 /// Every item of the table, read by boto3 from moto's Python environment.
 fn scan_with_boto3(table: &str) -> Vec<Value> {
-    let python = std::env::var("TEAMFORM_TEST_PYTHON")
-        .expect("TEAMFORM_TEST_PYTHON is not set: run scripts/test.sh, which provides Python with boto3");
+    let python = std::env::var("TEAMFORM_TEST_PYTHON").expect(
+        "TEAMFORM_TEST_PYTHON is not set: run scripts/test.sh, which provides Python with boto3",
+    );
     let script = r#"
 import json, os, sys, boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -32,19 +37,43 @@ for page in client.get_paginator("scan").paginate(TableName=sys.argv[1]):
         items.append({k: des.deserialize(v) for k, v in raw.items()})
 print(json.dumps(items, default=str))
 "#;
-    let out = Command::new(python).args(["-c", script, table]).output().expect("python runs");
-    assert!(out.status.success(), "boto3 scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .args(["-c", script, table])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "boto3 scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("scan output")
 }
 
 async fn post(url: &str, token: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.expect("request");
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    let res = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn get(url: &str, token: &str) -> (u16, Value) {
-    let res = reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("request");
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    let res = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,7 +88,14 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
     let served = serve(dir.path(), &["--store", &store]);
     let (url, boot) = (served.url.clone(), served.token.clone());
     let example = root().join("examples/acme/team.yaml").display().to_string();
-    let remote = |token: &str| vec!["--endpoint".to_owned(), url.clone(), "--token".to_owned(), token.to_owned()];
+    let remote = |token: &str| {
+        vec![
+            "--endpoint".to_owned(),
+            url.clone(),
+            "--token".to_owned(),
+            token.to_owned(),
+        ]
+    };
     let args = |head: &[&str], token: &str| {
         let mut v: Vec<String> = head.iter().map(|s| (*s).to_owned()).collect();
         v.extend(remote(token));
@@ -78,33 +114,73 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
     // The table read without teamform: one audit item per applied change.
     let items = scan_with_boto3(&table);
     let of_type = |t: &str| items.iter().filter(|i| i["type"] == t).count();
-    assert_eq!(of_type("audit"), 14, "create team, role, settings and 11 invitations");
+    assert_eq!(
+        of_type("audit"),
+        14,
+        "create team, role, settings and 11 invitations"
+    );
     assert_eq!(of_type("invitation"), 11);
     assert_eq!(of_type("member"), 1, "the owner");
-    assert_eq!(of_type("outbox"), 11, "one email per invitation, in the same transactions");
-    let meta = items.iter().find(|i| i["pk"] == "TEAM#acme" && i["sk"] == "META").expect("meta item");
+    assert_eq!(
+        of_type("outbox"),
+        11,
+        "one email per invitation, in the same transactions"
+    );
+    let meta = items
+        .iter()
+        .find(|i| i["pk"] == "TEAM#acme" && i["sk"] == "META")
+        .expect("meta item");
     assert_eq!(meta["owner"], "alice@acme.com");
-    assert!(items.iter().all(|i| !i.to_string().contains(&boot)), "no secret is stored in clear");
+    assert!(
+        items.iter().all(|i| !i.to_string().contains(&boot)),
+        "no secret is stored in clear"
+    );
 
     // A read-only key plans but cannot apply.
-    let (status, viewer) =
-        post(&format!("{url}/teams/acme/api-keys"), &boot, json!({"name": "pr-plans", "roles": ["viewer"]})).await;
+    let (status, viewer) = post(
+        &format!("{url}/teams/acme/api-keys"),
+        &boot,
+        json!({"name": "pr-plans", "roles": ["viewer"]}),
+    )
+    .await;
     assert_eq!(status, 201, "{viewer:#}");
     let viewer_key = viewer["secret"].as_str().expect("secret").to_owned();
-    let edited = std::fs::read_to_string(&example).expect("example").replace("roles: [modifier]", "roles: [viewer]");
+    let edited = std::fs::read_to_string(&example)
+        .expect("example")
+        .replace("roles: [modifier]", "roles: [viewer]");
     let edited_path = dir.path().join("team.yaml");
     std::fs::write(&edited_path, edited).expect("write");
     let edited_path = edited_path.display().to_string();
-    let plan = run(args(&["plan", &edited_path, "--detailed-exitcode"], &viewer_key));
+    let plan = run(args(
+        &["plan", &edited_path, "--detailed-exitcode"],
+        &viewer_key,
+    ));
     assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
-    let apply = run(args(&["apply", &edited_path, "--auto-approve"], &viewer_key));
+    let apply = run(args(
+        &["apply", &edited_path, "--auto-approve"],
+        &viewer_key,
+    ));
     assert_eq!(apply.code, 1);
-    assert!(apply.stderr.contains("forbidden") && apply.stderr.contains("403"), "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("forbidden") && apply.stderr.contains("403"),
+        "{}",
+        apply.stderr
+    );
 
     // A key of team B sees nothing of team A.
-    let (status, _) = post(&format!("{url}/teams"), &boot, json!({"team": "globex", "owner": "hank@globex.com"})).await;
+    let (status, _) = post(
+        &format!("{url}/teams"),
+        &boot,
+        json!({"team": "globex", "owner": "hank@globex.com"}),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (_, globex) = post(&format!("{url}/teams/globex/api-keys"), &boot, json!({"name": "ci", "roles": ["admin"]})).await;
+    let (_, globex) = post(
+        &format!("{url}/teams/globex/api-keys"),
+        &boot,
+        json!({"name": "ci", "roles": ["admin"]}),
+    )
+    .await;
     let globex_key = globex["secret"].as_str().expect("secret").to_owned();
     let (status, body) = get(&format!("{url}/teams/acme/state"), &globex_key).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
@@ -112,7 +188,11 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
     assert_eq!(status, 404);
     let cross = run(args(&["plan", &example], &globex_key));
     assert_eq!(cross.code, 1);
-    assert!(cross.stderr.contains("not visible to this API key"), "{}", cross.stderr);
+    assert!(
+        cross.stderr.contains("not visible to this API key"),
+        "{}",
+        cross.stderr
+    );
 
     // A revoked key is refused at once.
     let id = viewer["id"].as_str().expect("id");
@@ -124,5 +204,8 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
         .expect("revoke");
     assert_eq!(res.status().as_u16(), 204);
     let (status, body) = get(&format!("{url}/teams/acme/state"), &viewer_key).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("unauthenticated")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
 }
