@@ -529,3 +529,21 @@ fn apply_asks_on_a_terminal_and_applies_only_on_yes() {
         &[],
     ));
 }
+
+/// The service refuses part of a plan (more invitations than seats): apply
+/// reports every change that failed, not only the first, and applies the rest.
+#[test]
+fn apply_reports_every_failed_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = team_yaml(&TEN[..5]);
+    text.push_str("settings:\n  seat_limit: 3\n");
+    let file = write(dir.path(), "team.yaml", &text);
+    let run = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let failed: Vec<&str> = run.stderr.lines().filter(|l| l.trim_start().starts_with("failed: invite")).collect();
+    assert_eq!(failed.len(), 3, "owner plus 2 invitations fit 3 seats: {}", run.stderr);
+    assert!(failed.iter().all(|l| l.contains("seat_limit_reached")), "{}", run.stderr);
+    assert!(run.stdout.contains("3 failed"), "{}", run.stdout);
+    let after = teamform(dir.path(), &["plan", &file], &[]);
+    assert_eq!(change_lines(&after.stdout).len(), 3, "only the refused invitations remain: {}", after.stdout);
+}
