@@ -9,7 +9,7 @@
 #   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint);
-#   4. runs `cargo test --workspace --locked "$@"` against moto and exits with
+#   4. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto and exits with
 #      cargo's status.
 set -euo pipefail
 
@@ -143,5 +143,5 @@ stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
 # --- 4. Rust tests ----------------------------------------------------------
 stage "cargo test --workspace --locked $*"
 status=0
-cargo test --workspace --locked "$@" || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 exit "$status"
