@@ -138,6 +138,7 @@ fn team(n: usize) -> (TeamSpec, TeamState) {
                 created_at,
                 expires_at: created_at + Duration::days(15),
                 invited_by: Some(owner.to_string()),
+                link: String::new(),
             },
         );
         members.insert(

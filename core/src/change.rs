@@ -435,6 +435,7 @@ impl TeamState {
                     started_at: now,
                     expires_at: now + Duration::days(TRANSFER_TTL_DAYS),
                     owner_confirmed: false,
+                    link: String::new(),
                 });
             }
         }
@@ -455,6 +456,7 @@ impl TeamState {
             created_at: now,
             expires_at: now + Duration::days(i64::from(self.settings.invitation_ttl_days)),
             invited_by: None,
+            link: String::new(),
         }
     }
 

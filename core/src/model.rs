@@ -197,6 +197,10 @@ pub struct Invitation {
     pub expires_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_by: Option<String>,
+    /// Names the invitation's current link (not a secret). The service sets
+    /// it when it sends a link; a link whose id differs is dead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub link: String,
 }
 
 impl Invitation {
@@ -256,6 +260,9 @@ pub struct PendingTransfer {
     /// The current owner confirmed (step one).
     #[serde(default)]
     pub owner_confirmed: bool,
+    /// Names the transfer's current link (not a secret); set by the service.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub link: String,
 }
 
 /// A snapshot of one team as the service holds it.

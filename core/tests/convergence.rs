@@ -269,6 +269,7 @@ impl Scenario {
                         created_at,
                         expires_at: created_at + Duration::days(ttl),
                         invited_by: None,
+                        link: String::new(),
                     };
                     live.invitations.insert(email, invitation);
                 }
@@ -284,6 +285,7 @@ impl Scenario {
                 started_at,
                 expires_at: started_at + Duration::days(teamform_core::change::TRANSFER_TTL_DAYS),
                 owner_confirmed: days_ago % 2 == 0,
+                link: String::new(),
             });
         }
 

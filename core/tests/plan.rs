@@ -132,6 +132,7 @@ impl Fixture {
             created_at,
             expires_at: created_at + Duration::days(ttl),
             invited_by: Some(OWNER.into()),
+            link: String::new(),
         };
         self.live.invitations.insert(e, invitation);
         self
@@ -187,6 +188,7 @@ impl Fixture {
             started_at,
             expires_at: started_at + Duration::days(teamform_core::change::TRANSFER_TTL_DAYS),
             owner_confirmed: true,
+            link: String::new(),
         });
         self
     }

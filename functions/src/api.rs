@@ -72,6 +72,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(my_teams))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(resend_invitation))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(leave_team))
+        .routes(routes!(start_transfer, cancel_transfer))
+        .routes(routes!(confirm_transfer))
+        .routes(routes!(accept_transfer))
 }
 
 /// The router of the team service.
@@ -251,6 +259,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", detail)
             }
+            ServiceError::Gone { code, message } => ApiError::new(StatusCode::GONE, code, message),
             ServiceError::Store(e) => ApiError::internal(&e.to_string()),
         }
     }
@@ -1053,4 +1062,285 @@ async fn delete_token(
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_token(&who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------ lifecycle
+
+/// A link secret from an email (invitation or ownership transfer).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkToken {
+    /// The `token` of the link, as sent by email.
+    pub token: String,
+}
+
+/// Starts an ownership transfer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartTransfer {
+    /// Who is to become the owner.
+    #[schema(example = "bob@acme.com")]
+    pub to: String,
+}
+
+fn email_param(raw: &str) -> Result<Email, ApiError> {
+    // A malformed address names no invitation.
+    Email::parse(raw).map_err(|_| ApiError::not_found())
+}
+
+/// The teams the caller belongs to.
+#[utoipa::path(
+    get,
+    path = "/me/teams",
+    tag = "me",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    responses(
+        (status = 200, description = "The caller's teams", body = ListPage<schema::Membership>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only people belong to teams", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn my_teams(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Response, ApiError> {
+    let teams = state.service.my_teams(&who).await?;
+    Ok(Json(ListPage {
+        items: teams,
+        next_cursor: None,
+    })
+    .into_response())
+}
+
+/// Accepts an invitation with the link's token: the caller (the invited
+/// person) becomes a member. A link works once, and not after it expires.
+#[utoipa::path(
+    post,
+    path = "/invitations/accept",
+    tag = "lifecycle",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    request_body = LinkToken,
+    responses(
+        (status = 200, description = "The caller is now a member", body = schema::Membership),
+        (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the invitation is addressed to someone else", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`invitation_invalid` (used, replaced, revoked or unknown) or `invitation_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn accept_invitation(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<LinkToken>,
+) -> Result<Response, ApiError> {
+    let joined = state.service.accept_invitation(&body.token, &who).await?;
+    Ok(Json(joined).into_response())
+}
+
+/// Sends a pending invitation again with a new link; the old link stops working.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/invitations/{email}/resend",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    responses(
+        (status = 200, description = "A new link was sent (needs `team.members.invite`)", body = schema::Applied),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn resend_invitation(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, email)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (team, email) = (team_id(&team)?, email_param(&email)?);
+    let applied = state.service.resend_invitation(&team, &who, &email).await?;
+    Ok((etag(applied.version), Json(applied)).into_response())
+}
+
+/// Revokes a pending invitation; its link stops working.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/invitations/{email}",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com")),
+    responses(
+        (status = 200, description = "The invitation was revoked (needs `team.members.invite`)", body = schema::Applied),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, email)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (team, email) = (team_id(&team)?, email_param(&email)?);
+    let applied = state.service.revoke_invitation(&team, &who, &email).await?;
+    Ok((etag(applied.version), Json(applied)).into_response())
+}
+
+/// The caller leaves the team. The owner cannot leave: ownership must pass first.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/leave",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    responses(
+        (status = 204, description = "The caller left the team"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`owner_protected` (the owner cannot leave) or `forbidden` (not a person)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` or `conflict` (a transfer to the caller is pending)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn leave_team(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.leave(&team_id(&team)?, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a two-step ownership transfer: the owner is sent a link to
+/// confirm, then the new owner a link to accept.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/ownership-transfer",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    request_body = StartTransfer,
+    responses(
+        (status = 200, description = "The transfer started (owner only)", body = schema::Applied),
+        (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner may transfer ownership", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (not an email) or `already_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn start_transfer(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+    Body(body): Body<StartTransfer>,
+) -> Result<Response, ApiError> {
+    let team = team_id(&team)?;
+    let to = Email::parse(&body.to)
+        .map_err(|e| ApiError::validation("bad address", vec![field("to", e)]))?;
+    let applied = state.service.start_transfer(&team, &who, &to).await?;
+    Ok((etag(applied.version), Json(applied)).into_response())
+}
+
+/// Cancels a pending ownership transfer (owner only); its links stop working.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/ownership-transfer",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    responses(
+        (status = 204, description = "The transfer was cancelled"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner may cancel", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team or no pending transfer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn cancel_transfer(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .cancel_transfer(&team_id(&team)?, &who)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Step two: the current owner confirms with the link sent to them.
+#[utoipa::path(
+    post,
+    path = "/ownership-transfer/confirm",
+    tag = "lifecycle",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    request_body = LinkToken,
+    responses(
+        (status = 204, description = "Confirmed; the new owner was sent a link to accept"),
+        (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`transfer_invalid` (used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn confirm_transfer(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<LinkToken>,
+) -> Result<StatusCode, ApiError> {
+    state.service.confirm_transfer(&body.token, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Step three: the new owner accepts; ownership passes at once and the
+/// previous owner keeps the catalog's `previous_owner_role`.
+#[utoipa::path(
+    post,
+    path = "/ownership-transfer/accept",
+    tag = "lifecycle",
+    security(("bearer" = []), ("gateway_jwt" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    request_body = LinkToken,
+    responses(
+        (status = 200, description = "The caller now owns the team", body = schema::Membership),
+        (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`transfer_invalid` (not confirmed, used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn accept_transfer(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<LinkToken>,
+) -> Result<Response, ApiError> {
+    let owned = state.service.accept_transfer(&body.token, &who).await?;
+    Ok(Json(owned).into_response())
 }

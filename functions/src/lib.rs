@@ -7,6 +7,7 @@ pub mod clock;
 pub mod codec;
 pub mod credentials;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod openapi;
 pub mod secret;
 pub mod service;

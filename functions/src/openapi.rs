@@ -38,7 +38,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "meta", description = "Service health, catalog and this document"),
         (name = "me", description = "The caller and their personal access tokens"),
         (name = "teams", description = "Teams, their state, members, changes and audit trail"),
-        (name = "api-keys", description = "A team's API keys (machine credentials)")
+        (name = "api-keys", description = "A team's API keys (machine credentials)"),
+        (name = "lifecycle", description = "Invitation links, leaving, and the two-step ownership transfer")
     )
 )]
 pub struct ApiDoc;
@@ -315,6 +316,18 @@ pub mod schema {
         pub allow_self_removal: bool,
     }
 
+    /// A person's membership of a team.
+    #[derive(ToSchema)]
+    pub struct Membership {
+        pub team: String,
+        /// The person's roles, where the answer knows them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub roles: Option<Vec<String>>,
+        /// The team's version after the operation, where there was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub version: Option<u64>,
+    }
+
     /// The result of a batch.
     #[derive(ToSchema)]
     pub struct Applied {
@@ -354,6 +367,9 @@ pub mod schema {
         pub expires_at: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub invited_by: Option<String>,
+        /// Names the invitation's current link (not a secret): older links are dead.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub link: String,
     }
 
     /// An ownership transfer that has started and waits for confirmations.
@@ -371,6 +387,9 @@ pub mod schema {
         /// The current owner confirmed (step one).
         #[serde(default)]
         pub owner_confirmed: bool,
+        /// Names the transfer's current link (not a secret).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub link: String,
     }
 
     /// A snapshot of one team; `version` is also its `ETag`.

@@ -43,6 +43,9 @@ pub enum ServiceError {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// A link that was used, replaced, revoked or has expired.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,6 +147,10 @@ impl Service {
     pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
         self.mail_sink = Some(sink);
         self
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -305,6 +312,7 @@ impl Service {
                     action,
                     error,
                 })?;
+            name_new_link(&mut state, change);
             steps.push(self.step(&state, change, who, now)?);
         }
         // Seats are counted once the whole batch is applied: a plan that swaps
@@ -423,7 +431,7 @@ impl Service {
                     "invitation",
                     team,
                     email,
-                    inv.created_at,
+                    &inv.link,
                     inv.expires_at,
                 )));
                 mails.push(Mail {
@@ -467,7 +475,7 @@ impl Service {
                         "transfer",
                         team,
                         from,
-                        t.started_at,
+                        &t.link,
                         t.expires_at,
                     )));
                     mails.push(Mail {
@@ -639,6 +647,22 @@ impl Service {
         detail: Value,
         writes: Vec<Write>,
     ) -> Result<u64, ServiceError> {
+        self.commit_operation_mailing(state, who, action, detail, writes, Vec::new())
+            .await
+    }
+
+    /// Like `commit_operation`, with emails written to the outbox in the same
+    /// transaction. `state` is the team after the operation; its version is
+    /// still the one read.
+    pub(crate) async fn commit_operation_mailing(
+        &self,
+        state: &TeamState,
+        who: &Principal,
+        action: &str,
+        detail: Value,
+        writes: Vec<Write>,
+        mails: Vec<Mail>,
+    ) -> Result<u64, ServiceError> {
         let now = self.now();
         let keys = writes
             .iter()
@@ -648,7 +672,7 @@ impl Service {
         let step = Step {
             writes,
             audit,
-            mails: Vec::new(),
+            mails,
             after: codec::Meta::of(state),
             keys,
         };
@@ -699,12 +723,33 @@ fn roles_text(roles: &Roles) -> String {
         .join(", ")
 }
 
+/// Gives an invitation or transfer that is about to get a new link a fresh
+/// link id, so that every older link to it is dead, even one made in the
+/// same instant.
+fn name_new_link(state: &mut TeamState, change: &Change) {
+    match change {
+        Change::Invite { email, .. } | Change::Reinvite { email, .. } => {
+            if let Some(inv) = state.invitations.get_mut(email) {
+                inv.link = secret::id();
+            }
+        }
+        Change::TransferOwnership { .. } => {
+            if let Some(t) = state.transfer.as_mut() {
+                t.link = secret::id();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A link look-up: `TOKEN#<sha256 of the secret>`, naming the invitation or
+/// transfer link (`link`) it opens. Used links are deleted.
 pub(crate) fn token_item(
     hash: &str,
     kind: &str,
     team: &TeamId,
     email: &Email,
-    issued_at: Timestamp,
+    link: &str,
     expires: Timestamp,
 ) -> Item {
     Item::new(format!("TOKEN#{hash}"), "TOKEN")
@@ -712,7 +757,7 @@ pub(crate) fn token_item(
         .with("kind", kind)
         .with("team", team.as_str())
         .with("email", email.as_str())
-        .with("issued_at", issued_at.to_rfc3339())
+        .with("link", link)
         .with("valid_until", expires.to_rfc3339())
         .with("expires_at", expires.timestamp())
 }

@@ -36,6 +36,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/teams/{team}/api-keys"),
     ("get", "/teams/{team}/api-keys"),
     ("delete", "/teams/{team}/api-keys/{id}"),
+    ("get", "/me/teams"),
+    ("post", "/invitations/accept"),
+    ("post", "/teams/{team}/invitations/{email}/resend"),
+    ("delete", "/teams/{team}/invitations/{email}"),
+    ("post", "/teams/{team}/leave"),
+    ("post", "/teams/{team}/ownership-transfer"),
+    ("delete", "/teams/{team}/ownership-transfer"),
+    ("post", "/ownership-transfer/confirm"),
+    ("post", "/ownership-transfer/accept"),
 ];
 
 /// Public operations that take no input: no client error is possible.
@@ -128,7 +137,9 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{team}", "acme").replace("{id}", "x")
+    path.replace("{team}", "acme")
+        .replace("{id}", "x")
+        .replace("{email}", "x@acme.com")
 }
 
 fn is_router_fallback(r: &Reply) -> bool {
@@ -283,7 +294,7 @@ async fn every_operation_documents_its_problems() {
         };
         assert_eq!(op["security"], security, "{at}: security");
         assert!(problems.contains("401"), "{at}: 401");
-        if path.contains("{team}") || path.contains("{id}") {
+        if path.contains("{team}") || path.contains("{id}") || path.contains("{email}") {
             assert!(problems.contains("404"), "{at}: 404");
         }
         if op.get("requestBody").is_some() {

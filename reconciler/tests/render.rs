@@ -94,6 +94,7 @@ impl Live {
             created_at,
             expires_at: created_at + Duration::days(ttl),
             invited_by: Some("alice@acme.com".into()),
+            link: String::new(),
         };
         self.0.invitations.insert(email(who), invitation);
         self

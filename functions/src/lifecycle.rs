@@ -1,0 +1,502 @@
+//! The lifecycle of people in a team beyond what a plan does: accepting an
+//! invitation through its link, resending and revoking one, leaving, and the
+//! two-step ownership transfer (the owner confirms, then the new owner
+//! accepts).
+//!
+//! Links are single use: the `TOKEN#` item is deleted in the transaction that
+//! uses it, under the team version, so of two concurrent uses one wins and the
+//! other finds the link gone. Expiry is checked here, never left to TTL.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use teamform_core::model::{Member, Roles};
+use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
+
+use crate::auth::Principal;
+use crate::codec;
+use crate::secret;
+use crate::service::{Applied, BatchOptions, Mail, Service, ServiceError, token_item};
+use crate::store::{Condition, Item, Write};
+
+/// What a link resolves to.
+struct Link {
+    pk: String,
+    kind: String,
+    team: TeamId,
+    email: Email,
+    /// The id of the invitation's or transfer's link this opens.
+    link: String,
+    valid_until: Timestamp,
+}
+
+/// A person's membership, as `GET /me/teams` and accepting show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Membership {
+    pub team: TeamId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Roles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+fn gone(code: &'static str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Gone {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The person a principal is, for links addressed to one person.
+fn acts_as(who: &Principal, email: &Email) -> Result<(), ServiceError> {
+    match who {
+        Principal::LocalOwner => Ok(()),
+        Principal::Person { email: me } if me == email => Ok(()),
+        Principal::Person { .. } => Err(ServiceError::Forbidden(format!(
+            "this link is addressed to {email}"
+        ))),
+        Principal::ApiKey { .. } => Err(ServiceError::Forbidden(
+            "links are used by people, not API keys".into(),
+        )),
+    }
+}
+
+fn delete(pk: String, sk: impl Into<String>, condition: Condition) -> Write {
+    Write::Delete {
+        pk,
+        sk: sk.into(),
+        condition,
+    }
+}
+
+fn put(item: Item, condition: Condition) -> Write {
+    Write::Put { item, condition }
+}
+
+impl Service {
+    /// Resolves a link secret of the given kind; unknown or used links are gone.
+    async fn link(
+        &self,
+        secret: &str,
+        kind: &str,
+        invalid: &'static str,
+    ) -> Result<Link, ServiceError> {
+        let pk = format!("TOKEN#{}", secret::hash(secret));
+        let item = self.store().get(&pk, "TOKEN").await?;
+        let item = item
+            .filter(|i| i.str("kind") == Some(kind))
+            .ok_or_else(|| {
+                gone(
+                    invalid,
+                    "this link is not valid: it was used, replaced, revoked or never existed",
+                )
+            })?;
+        let parse = |name: &str| item.str(name).and_then(|s| s.parse::<Timestamp>().ok());
+        let (Some(team), Some(email), Some(link), Some(valid_until)) = (
+            item.str("team").and_then(|t| TeamId::parse(t).ok()),
+            item.str("email").and_then(|e| Email::parse(e).ok()),
+            item.str("link").filter(|l| !l.is_empty()),
+            parse("valid_until"),
+        ) else {
+            return Err(gone(invalid, "this link is not valid"));
+        };
+        Ok(Link {
+            pk,
+            kind: kind.to_owned(),
+            team,
+            email,
+            link: link.to_owned(),
+            valid_until,
+        })
+    }
+
+    /// Accepts an invitation: the invited person becomes a member with the
+    /// invitation's roles. The link works once and not after it expires.
+    pub async fn accept_invitation(
+        &self,
+        secret: &str,
+        who: &Principal,
+    ) -> Result<Membership, ServiceError> {
+        let now = self.now();
+        let link = self
+            .link(secret, "invitation", "invitation_invalid")
+            .await?;
+        acts_as(who, &link.email)?;
+        if now >= link.valid_until {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ));
+        }
+        let mut state = self
+            .load(&link.team)
+            .await?
+            .ok_or_else(|| gone("invitation_invalid", "the team is gone"))?;
+        let inv = match state.invitations.get(&link.email) {
+            Some(inv) if inv.link == link.link => inv.clone(),
+            Some(_) => {
+                return Err(gone(
+                    "invitation_invalid",
+                    "this link was replaced by a newer invitation",
+                ));
+            }
+            None => {
+                return Err(gone(
+                    "invitation_invalid",
+                    "this invitation was revoked or already accepted",
+                ));
+            }
+        };
+        if inv.is_expired(now) {
+            return Err(gone(
+                "invitation_expired",
+                "this invitation has expired; ask for a new one",
+            ));
+        }
+        state.invitations.remove(&inv.email);
+        let member = Member {
+            email: inv.email.clone(),
+            name: inv.name.clone(),
+            roles: inv.roles.clone(),
+            joined_at: now,
+            two_factor: false,
+        };
+        state.members.insert(member.email.clone(), member.clone());
+        state
+            .check_invariants()
+            .map_err(|e| ServiceError::Conflict(e))?;
+        let team_pk = codec::team_pk(&state.team);
+        let writes = vec![
+            delete(link.pk.clone(), "TOKEN", Condition::Exists),
+            delete(
+                team_pk.clone(),
+                codec::invite_sk(&inv.email),
+                Condition::Exists,
+            ),
+            put(
+                codec::member_item(&state.team, &member)?,
+                Condition::NotExists,
+            ),
+            put(
+                Item::new(codec::user_pk(&inv.email), team_pk)
+                    .with("type", "user_team")
+                    .with("team", state.team.as_str())
+                    .with("joined_at", now.to_rfc3339()),
+                Condition::None,
+            ),
+        ];
+        let detail = json!({ "email": inv.email, "roles": inv.roles, "kind": link.kind });
+        let version = self
+            .commit_operation(&state, who, "accept_invitation", detail, writes)
+            .await?;
+        Ok(Membership {
+            team: state.team,
+            roles: Some(inv.roles),
+            version: Some(version),
+        })
+    }
+
+    /// A new link for a pending invitation (the old one stops working).
+    pub async fn resend_invitation(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        email: &Email,
+    ) -> Result<Applied, ServiceError> {
+        let state = self.visible(team, who).await?;
+        let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
+        let change = Change::Reinvite {
+            email: inv.email.clone(),
+            name: inv.name.clone(),
+            roles: inv.roles.clone(),
+            expired_at: inv.expires_at,
+        };
+        self.execute(
+            team,
+            who,
+            &[change],
+            Some(state.version),
+            &BatchOptions::default(),
+        )
+        .await
+    }
+
+    pub async fn revoke_invitation(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        email: &Email,
+    ) -> Result<Applied, ServiceError> {
+        let state = self.visible(team, who).await?;
+        let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
+        let change = Change::RevokeInvitation {
+            email: inv.email.clone(),
+            roles: inv.roles.clone(),
+            created_at: inv.created_at,
+        };
+        self.execute(
+            team,
+            who,
+            &[change],
+            Some(state.version),
+            &BatchOptions::default(),
+        )
+        .await
+    }
+
+    /// A member leaves the team. The owner cannot: ownership must pass first.
+    pub async fn leave(&self, team: &TeamId, who: &Principal) -> Result<u64, ServiceError> {
+        let Principal::Person { email } = who else {
+            return Err(ServiceError::Forbidden(
+                "only a person can leave a team".into(),
+            ));
+        };
+        let mut state = self.visible(team, who).await?;
+        if email == &state.owner {
+            return Err(ServiceError::Change {
+                index: 0,
+                action: "leave",
+                error: ChangeError::OwnerProtected(email.to_string()),
+            });
+        }
+        let member = state.members.remove(email).ok_or(ServiceError::NotFound)?;
+        if state.transfer.as_ref().is_some_and(|t| &t.to == email) {
+            return Err(ServiceError::Conflict(
+                "an ownership transfer to you is pending; it must be cancelled first".into(),
+            ));
+        }
+        let team_pk = codec::team_pk(team);
+        let writes = vec![
+            delete(team_pk.clone(), codec::member_sk(email), Condition::Exists),
+            delete(codec::user_pk(email), team_pk, Condition::None),
+        ];
+        let detail = json!({ "email": member.email, "roles": member.roles });
+        self.commit_operation(&state, who, "leave", detail, writes)
+            .await
+    }
+
+    /// The teams a person belongs to.
+    pub async fn my_teams(&self, who: &Principal) -> Result<Vec<Membership>, ServiceError> {
+        let Principal::Person { email } = who else {
+            return Err(ServiceError::Forbidden(
+                "only a person belongs to teams".into(),
+            ));
+        };
+        let items = self
+            .store()
+            .query_all(&codec::user_pk(email), "TEAM#")
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.str("team").and_then(|t| TeamId::parse(t).ok()))
+            .map(|team| Membership {
+                team,
+                roles: None,
+                version: None,
+            })
+            .collect())
+    }
+
+    /// Step one of a transfer: the owner starts it and is sent a link to confirm.
+    pub async fn start_transfer(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        to: &Email,
+    ) -> Result<Applied, ServiceError> {
+        let state = self.visible(team, who).await?;
+        let change = Change::TransferOwnership {
+            from: state.owner.clone(),
+            to: to.clone(),
+        };
+        self.execute(
+            team,
+            who,
+            &[change],
+            Some(state.version),
+            &BatchOptions::default(),
+        )
+        .await
+    }
+
+    /// Cancels a pending transfer (the owner only).
+    pub async fn cancel_transfer(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+    ) -> Result<u64, ServiceError> {
+        let mut state = self.visible(team, who).await?;
+        if !who.may(
+            &state,
+            self.catalog(),
+            teamform_core::change::Requirement::Owner,
+        ) {
+            return Err(ServiceError::Forbidden(
+                "only the owner may cancel a transfer".into(),
+            ));
+        }
+        let transfer = state.transfer.take().ok_or(ServiceError::NotFound)?;
+        let writes = vec![delete(
+            codec::team_pk(team),
+            codec::TRANSFER,
+            Condition::Exists,
+        )];
+        self.commit_operation(
+            &state,
+            who,
+            "cancel_transfer",
+            json!({ "to": transfer.to }),
+            writes,
+        )
+        .await
+    }
+
+    /// Step two: the current owner confirms through the link; the new owner
+    /// is then sent a link to accept.
+    pub async fn confirm_transfer(
+        &self,
+        secret: &str,
+        who: &Principal,
+    ) -> Result<u64, ServiceError> {
+        let now = self.now();
+        let link = self.link(secret, "transfer", "transfer_invalid").await?;
+        acts_as(who, &link.email)?;
+        let mut state = self
+            .load(&link.team)
+            .await?
+            .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
+        let mut transfer = self.pending_transfer(&state, &link, now)?;
+        if state.owner != link.email {
+            return Err(gone(
+                "transfer_invalid",
+                "ownership changed since this transfer started",
+            ));
+        }
+        transfer.owner_confirmed = true;
+        transfer.link = secret::id();
+        state.transfer = Some(transfer.clone());
+        let accept = secret::generate("tft_");
+        let writes = vec![
+            delete(link.pk.clone(), "TOKEN", Condition::Exists),
+            put(
+                codec::transfer_item(&state.team, &transfer)?,
+                Condition::Exists,
+            ),
+            put(
+                token_item(
+                    &accept.hash,
+                    "transfer_accept",
+                    &state.team,
+                    &transfer.to,
+                    &transfer.link,
+                    transfer.expires_at,
+                ),
+                Condition::NotExists,
+            ),
+        ];
+        let mail = Mail {
+            to: transfer.to.to_string(),
+            subject: format!(
+                "{} would like you to own {}",
+                transfer.from, state.display_name
+            ),
+            body: format!(
+                "{} confirmed passing ownership of {} to you. Accept: {}/ownership-transfer/accept?token={}\n\nThe offer expires on {}.\n",
+                transfer.from,
+                state.display_name,
+                self.public_url(),
+                accept.secret,
+                transfer.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            ),
+        };
+        let detail = json!({ "from": transfer.from, "to": transfer.to });
+        self.commit_operation_mailing(&state, who, "confirm_transfer", detail, writes, vec![mail])
+            .await
+    }
+
+    /// Step three: the new owner accepts; ownership passes atomically and the
+    /// previous owner keeps the catalog's `previous_owner_role`.
+    pub async fn accept_transfer(
+        &self,
+        secret: &str,
+        who: &Principal,
+    ) -> Result<Membership, ServiceError> {
+        let now = self.now();
+        let link = self
+            .link(secret, "transfer_accept", "transfer_invalid")
+            .await?;
+        acts_as(who, &link.email)?;
+        let mut state = self
+            .load(&link.team)
+            .await?
+            .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
+        let transfer = self.pending_transfer(&state, &link, now)?;
+        if !transfer.owner_confirmed || transfer.to != link.email || state.owner != transfer.from {
+            return Err(gone(
+                "transfer_invalid",
+                "this transfer is not waiting for you",
+            ));
+        }
+        let was_invited = state.invitations.contains_key(&transfer.to);
+        state.complete_transfer(self.catalog(), now);
+        state.check_invariants().map_err(ServiceError::Conflict)?;
+        let team_pk = codec::team_pk(&state.team);
+        let mut writes = vec![
+            delete(link.pk.clone(), "TOKEN", Condition::Exists),
+            delete(team_pk.clone(), codec::TRANSFER, Condition::Exists),
+        ];
+        for email in [&transfer.to, &transfer.from] {
+            if let Some(m) = state.members.get(email) {
+                writes.push(put(codec::member_item(&state.team, m)?, Condition::None));
+            }
+        }
+        if was_invited {
+            writes.push(delete(
+                team_pk.clone(),
+                codec::invite_sk(&transfer.to),
+                Condition::Exists,
+            ));
+        }
+        writes.push(put(
+            Item::new(codec::user_pk(&transfer.to), team_pk)
+                .with("type", "user_team")
+                .with("team", state.team.as_str())
+                .with("joined_at", now.to_rfc3339()),
+            Condition::None,
+        ));
+        let detail = json!({ "from": transfer.from, "to": transfer.to, "previous_owner_role": self.catalog().previous_owner_role });
+        let version = self
+            .commit_operation(&state, who, "complete_transfer", detail, writes)
+            .await?;
+        let roles = state.members.get(&transfer.to).map(|m| m.roles.clone());
+        Ok(Membership {
+            team: state.team,
+            roles,
+            version: Some(version),
+        })
+    }
+
+    fn pending_transfer(
+        &self,
+        state: &TeamState,
+        link: &Link,
+        now: Timestamp,
+    ) -> Result<teamform_core::model::PendingTransfer, ServiceError> {
+        let transfer = state
+            .transfer
+            .clone()
+            .filter(|t| t.link == link.link)
+            .ok_or_else(|| {
+                gone(
+                    "transfer_invalid",
+                    "this transfer was cancelled or replaced",
+                )
+            })?;
+        if now >= transfer.expires_at || now >= link.valid_until {
+            return Err(gone(
+                "transfer_expired",
+                "this transfer has expired; the owner may start a new one",
+            ));
+        }
+        Ok(transfer)
+    }
+}
