@@ -231,21 +231,21 @@ pub fn plan_with(
         live
     };
 
-    if let Some(desired) = &spec.display_name {
-        if desired != &live.display_name {
-            changes.push(Change::RenameTeam {
-                from: live.display_name.clone(),
-                to: desired.clone(),
-            });
-        }
+    if let Some(desired) = &spec.display_name
+        && desired != &live.display_name
+    {
+        changes.push(Change::RenameTeam {
+            from: live.display_name.clone(),
+            to: desired.clone(),
+        });
     }
-    if let Some(desired) = &spec.settings {
-        if desired != &live.settings {
-            changes.push(Change::UpdateSettings {
-                from: live.settings.clone(),
-                to: desired.clone(),
-            });
-        }
+    if let Some(desired) = &spec.settings
+        && desired != &live.settings
+    {
+        changes.push(Change::UpdateSettings {
+            from: live.settings.clone(),
+            to: desired.clone(),
+        });
     }
     if let Some(desired) = &spec.roles {
         for (name, role) in desired {

@@ -107,25 +107,27 @@ impl TeamSpec {
         match field("version") {
             None => c.error(root_loc, "missing field `version` (use `version: 1`)"),
             Some((_, v)) => {
-                if let Some(n) = yaml::integer(v, "`version`", &mut c) {
-                    if n != SPEC_VERSION {
-                        c.error(
-                            yaml::loc_of(v),
-                            format!("unsupported version {n}; this teamform reads version 1"),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some((_, v)) = field("catalog") {
-            if let Some(name) = yaml::string(v, "`catalog`", &mut c) {
-                if name != catalog.name {
+                if let Some(n) = yaml::integer(v, "`version`", &mut c)
+                    && n != SPEC_VERSION
+                {
                     c.error(
                         yaml::loc_of(v),
-                        format!("this file is written for the `{name}` catalog, but the service uses `{}`", catalog.name),
+                        format!("unsupported version {n}; this teamform reads version 1"),
                     );
                 }
             }
+        }
+        if let Some((_, v)) = field("catalog")
+            && let Some(name) = yaml::string(v, "`catalog`", &mut c)
+            && name != catalog.name
+        {
+            c.error(
+                yaml::loc_of(v),
+                format!(
+                    "this file is written for the `{name}` catalog, but the service uses `{}`",
+                    catalog.name
+                ),
+            );
         }
         let team = match field("team") {
             None => {

@@ -81,7 +81,7 @@ impl Collector {
         if self.found.is_empty() {
             Ok(value)
         } else {
-            self.found.sort_by(|a, b| a.loc.cmp(&b.loc));
+            self.found.sort_by_key(|a| a.loc);
             Err(Diagnostics(self.found))
         }
     }
@@ -168,17 +168,17 @@ pub fn mapping<'a>(
             );
             continue;
         };
-        if let Some(allowed) = allowed {
-            if !allowed.contains(&key.as_str()) {
-                c.error(
-                    loc_of(k),
-                    format!(
-                        "unknown field `{key}` in {what}; expected one of: {}",
-                        allowed.join(", ")
-                    ),
-                );
-                continue;
-            }
+        if let Some(allowed) = allowed
+            && !allowed.contains(&key.as_str())
+        {
+            c.error(
+                loc_of(k),
+                format!(
+                    "unknown field `{key}` in {what}; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
+            continue;
         }
         out.push((key, loc_of(k), v));
     }

@@ -703,16 +703,17 @@ async fn members(
     let team = team_id(&team)?;
     let limit = page_limit(p.limit)?;
     let after = decode_cursor(p.cursor.as_deref())?;
-    if let Some(s) = p.status.as_deref() {
-        if s != "joined" && s != "pending" {
-            return Err(ApiError::validation(
-                "unknown status",
-                vec![FieldError {
-                    field: "status".into(),
-                    message: "must be `joined` or `pending`".into(),
-                }],
-            ));
-        }
+    if let Some(s) = p.status.as_deref()
+        && s != "joined"
+        && s != "pending"
+    {
+        return Err(ApiError::validation(
+            "unknown status",
+            vec![FieldError {
+                field: "status".into(),
+                message: "must be `joined` or `pending`".into(),
+            }],
+        ));
     }
     let all = state
         .service

@@ -161,9 +161,7 @@ impl Service {
             two_factor: false,
         };
         state.members.insert(member.email.clone(), member.clone());
-        state
-            .check_invariants()
-            .map_err(|e| ServiceError::Conflict(e))?;
+        state.check_invariants().map_err(ServiceError::Conflict)?;
         let team_pk = codec::team_pk(&state.team);
         let writes = vec![
             delete(link.pk.clone(), "TOKEN", Condition::Exists),

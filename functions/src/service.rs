@@ -293,13 +293,13 @@ impl Service {
                 error: ChangeError::TeamExists(team.to_string()),
             });
         }
-        if let Some(expected) = expected {
-            if expected != state.version {
-                return Err(ServiceError::VersionConflict {
-                    expected,
-                    actual: state.version,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != state.version
+        {
+            return Err(ServiceError::VersionConflict {
+                expected,
+                actual: state.version,
+            });
         }
         let mut steps = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
@@ -368,15 +368,15 @@ impl Service {
         }
         if let (Principal::Person { email }, Change::RemoveMember { email: target, .. }) =
             (who, change)
+            && email == target
+            && !options.allow_self_removal
         {
-            if email == target && !options.allow_self_removal {
-                return Err(ServiceError::invalid(
-                    "self_removal",
-                    format!(
-                        "change {index} removes your own access; set allow_self_removal to mean it"
-                    ),
-                ));
-            }
+            return Err(ServiceError::invalid(
+                "self_removal",
+                format!(
+                    "change {index} removes your own access; set allow_self_removal to mean it"
+                ),
+            ));
         }
         Ok(())
     }

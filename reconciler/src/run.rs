@@ -161,14 +161,14 @@ async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) 
     if live.is_none() {
         // An API key never creates teams: a team it cannot see is an error,
         // not a plan to create it.
-        if let Ok(me) = client.get("/me").await {
-            if me["kind"] == "api_key" {
-                bail!(
-                    "team {} is not visible to this API key (it belongs to team {})",
-                    spec.team,
-                    me["team"].as_str().unwrap_or("?")
-                );
-            }
+        if let Ok(me) = client.get("/me").await
+            && me["kind"] == "api_key"
+        {
+            bail!(
+                "team {} is not visible to this API key (it belongs to team {})",
+                spec.team,
+                me["team"].as_str().unwrap_or("?")
+            );
         }
     }
     let absent = || TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);

@@ -540,10 +540,28 @@ fn apply_reports_every_failed_change() {
     let file = write(dir.path(), "team.yaml", &text);
     let run = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    let failed: Vec<&str> = run.stderr.lines().filter(|l| l.trim_start().starts_with("failed: invite")).collect();
-    assert_eq!(failed.len(), 3, "owner plus 2 invitations fit 3 seats: {}", run.stderr);
-    assert!(failed.iter().all(|l| l.contains("seat_limit_reached")), "{}", run.stderr);
+    let failed: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("failed: invite"))
+        .collect();
+    assert_eq!(
+        failed.len(),
+        3,
+        "owner plus 2 invitations fit 3 seats: {}",
+        run.stderr
+    );
+    assert!(
+        failed.iter().all(|l| l.contains("seat_limit_reached")),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.contains("3 failed"), "{}", run.stdout);
     let after = teamform(dir.path(), &["plan", &file], &[]);
-    assert_eq!(change_lines(&after.stdout).len(), 3, "only the refused invitations remain: {}", after.stdout);
+    assert_eq!(
+        change_lines(&after.stdout).len(),
+        3,
+        "only the refused invitations remain: {}",
+        after.stdout
+    );
 }
