@@ -105,6 +105,15 @@ pub struct RemovalGuard {
     pub members: usize,
 }
 
+/// An invitation that waits for its person and matches the spec: not drift,
+/// but shown with its age so a reviewer sees invitations nobody accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInvitation {
+    pub email: crate::model::Email,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 /// The changes that make a team match its spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -115,6 +124,9 @@ pub struct Plan {
     pub generated_at: Timestamp,
     pub changes: Vec<Change>,
     pub removals: RemovalGuard,
+    /// Pending invitations the plan leaves as they are, oldest first.
+    #[serde(default)]
+    pub pending: Vec<PendingInvitation>,
 }
 
 /// Counts by kind, for summaries.
@@ -383,6 +395,26 @@ pub fn plan_with(
         (None, None) => (RemovalLimit::DEFAULT, LimitSource::Default),
     };
     let planned = changes.iter().filter(|c| c.is_removal()).count();
+    let stays = |e: &crate::model::Email| {
+        e != &live.owner
+            && e != &spec.owner
+            && (spec.members.contains_key(e) || spec.policy.unmanaged == Unmanaged::Ignore)
+    };
+    let mut pending: Vec<PendingInvitation> = live
+        .invitations
+        .values()
+        .filter(|i| !i.is_expired(now) && stays(&i.email))
+        .map(|i| PendingInvitation {
+            email: i.email.clone(),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        })
+        .collect();
+    pending.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.email.cmp(&b.email))
+    });
     Plan {
         format_version: FORMAT_VERSION,
         team: spec.team.clone(),
@@ -396,5 +428,6 @@ pub fn plan_with(
             planned,
             members: live.members.len() + live.invitations.len(),
         },
+        pending,
     }
 }

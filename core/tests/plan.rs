@@ -867,3 +867,20 @@ fn role_held_by_the_incoming_owner_is_deleted_once_the_transfer_completes() {
         ["remove_member owner@x.com", "delete_role legacy"]
     );
 }
+
+#[test]
+fn pending_invitations_are_shown_oldest_first_but_not_expired_or_revoked_ones() {
+    let plan = Fixture::new()
+        .invited("new@x.com", &["viewer"], 1)
+        .invited("old@x.com", &["viewer"], 9)
+        .invited("stale@x.com", &["viewer"], 20)
+        .live_invitation("gone@x.com", &["viewer"], 2)
+        .plan();
+    let pending: Vec<&str> = plan.pending.iter().map(|p| p.email.as_str()).collect();
+    assert_eq!(
+        pending,
+        ["old@x.com", "new@x.com"],
+        "expired (re-invited) and revoked invitations are changes, not pending"
+    );
+    assert!(plan.pending[0].created_at < plan.pending[1].created_at);
+}

@@ -380,10 +380,31 @@ pub fn plan_text(plan: &Plan, color: bool) -> String {
         out.push_str(&paint(color, BOLD, &summary_line(plan.counts())));
         out.push('\n');
     }
+    if let Some(line) = pending_line(plan) {
+        let _ = writeln!(out, "\n{line}");
+    }
     if let Some(refusal) = plan.refusal() {
         let _ = writeln!(out, "\n{} {refusal}", paint(color, BOLD_RED, "Error:"));
     }
     out
+}
+
+/// One line on the invitations that wait and are not drift, with the age of
+/// the oldest, so that a reviewer sees invitations nobody accepts.
+fn pending_line(plan: &Plan) -> Option<String> {
+    let oldest = plan.pending.first()?;
+    let n = plan.pending.len();
+    let what = if n == 1 {
+        "invitation is"
+    } else {
+        "invitations are"
+    };
+    Some(format!(
+        "{n} {what} pending (not drift); the oldest, to {}, was sent {} and expires {}.",
+        clean(oldest.email.as_str()),
+        age(plan.generated_at, oldest.created_at),
+        age(plan.generated_at, oldest.expires_at),
+    ))
 }
 
 /// A pull-request comment: heading, counts, the changes, the refusal if any,
@@ -421,6 +442,9 @@ pub fn plan_markdown(plan: &Plan, live_yaml: &str, desired_yaml: &str) -> String
                 describe(change, &cx)
             );
         }
+    }
+    if let Some(line) = pending_line(plan) {
+        let _ = write!(out, "\n{}\n", md_escape(&line));
     }
     if let Some(refusal) = plan.refusal() {
         // Our own wording, code spans included: not escaped.
@@ -542,6 +566,29 @@ pub fn plan_json(plan: &Plan) -> Value {
             serde_json::to_value(&plan.removals).unwrap_or(Value::Null),
         ),
         ("refused", plan.refusal().map_or(Value::Null, Value::from)),
+        (
+            "pending_invitations",
+            Value::Array(
+                plan.pending
+                    .iter()
+                    .map(|p| {
+                        object([
+                            ("email", Value::from(p.email.as_str())),
+                            ("created_at", Value::from(p.created_at.to_rfc3339())),
+                            ("expires_at", Value::from(p.expires_at.to_rfc3339())),
+                            (
+                                "age_days",
+                                Value::from(
+                                    plan.generated_at
+                                        .signed_duration_since(p.created_at)
+                                        .num_days(),
+                                ),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
     ])
 }
 

@@ -395,15 +395,17 @@ fn empty_plan_says_the_team_matches() {
     let p = unchanged();
     assert!(p.plan.is_empty(), "{:?}", p.plan.changes);
     let text = plan_text(&p.plan, false);
+    // The pending invitations still show, with the oldest one's age.
+    let pending = "1 invitation is pending (not drift); the oldest, to carol@acme.com, was sent 4 days ago and expires in 11 days.";
     assert_eq!(
         text.trim_end(),
-        "No changes. Team acme matches the configuration."
+        format!("No changes. Team acme matches the configuration.\n\n{pending}")
     );
     insta::assert_snapshot!("plan_text_empty", text);
     let markdown = p.markdown();
     assert_eq!(
         markdown.trim_end(),
-        "### teamform plan for `acme`\n\nNo changes."
+        format!("### teamform plan for `acme`\n\nNo changes.\n\n{pending}")
     );
     insta::assert_snapshot!("plan_markdown_empty", markdown);
     insta::assert_json_snapshot!("plan_json_empty", plan_json(&p.plan));
@@ -542,6 +544,11 @@ fn hostile_plan() -> Plan {
             planned: usize::MAX,
             members: 0,
         },
+        pending: vec![teamform_core::plan::PendingInvitation {
+            email: email("a_b*c`d@acme.com"),
+            created_at: DateTime::<chrono::Utc>::MIN_UTC,
+            expires_at: DateTime::<chrono::Utc>::MAX_UTC,
+        }],
     }
 }
 
