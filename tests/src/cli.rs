@@ -18,22 +18,28 @@ pub fn root() -> PathBuf {
 /// The `teamform` binary, built once per test process (a no-op when fresh).
 pub fn bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build", "--locked", "--quiet", "-p", "teamform", "--bin", "teamform",
-            ])
-            .current_dir(root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the teamform binary failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target"));
-        target.join("debug").join("teamform")
-    })
-    .clone()
+    BIN.get_or_init(|| build("teamform", "teamform")).clone()
+}
+
+/// The `api` Lambda bootstrap, built for this machine once per test process.
+pub fn lambda_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("teamform-functions", "api"))
+        .clone()
+}
+
+fn build(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--locked", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {bin} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    target.join("debug").join(bin)
 }
 
 /// What one run of the binary did.
