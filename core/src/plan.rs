@@ -127,6 +127,9 @@ pub struct Plan {
     /// Pending invitations the plan leaves as they are, oldest first.
     #[serde(default)]
     pub pending: Vec<PendingInvitation>,
+    /// Drift the plan cannot resolve yet, said in words.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Counts by kind, for summaries.
@@ -230,6 +233,7 @@ pub fn plan_with(
     options: PlanOptions,
 ) -> Plan {
     let mut changes = Vec::new();
+    let mut notes = Vec::new();
     let fresh;
     let live = if live.version == 0 {
         let display_name = spec::default_display_name(spec);
@@ -282,7 +286,12 @@ pub fn plan_with(
         for (name, role) in &live.roles {
             if !desired.contains_key(name) {
                 let kept = kept.get_or_insert_with(|| held_by_people_left_alone(spec, live));
-                if !kept.contains(name) {
+                if kept.contains(name) {
+                    notes.push(format!(
+                        "custom role {name} is no longer in team.yaml but someone this plan leaves alone \
+                         still holds it; it is deleted once nobody does"
+                    ));
+                } else {
                     changes.push(Change::DeleteRole {
                         name: name.clone(),
                         role: role.clone(),
@@ -429,5 +438,6 @@ pub fn plan_with(
             members: live.members.len() + live.invitations.len(),
         },
         pending,
+        notes,
     }
 }

@@ -830,6 +830,9 @@ fn role_still_held_by_an_ignored_member_is_not_deleted() {
         .live_member("mallory@x.com", &["legacy"])
         .unmanaged(Unmanaged::Ignore);
     assert_eq!(summary(&f.plan()), ["delete_role unused"]);
+    let notes = f.plan().notes;
+    assert_eq!(notes.len(), 1, "the held-back deletion is said: {notes:?}");
+    assert!(notes[0].contains("legacy"), "{notes:?}");
     assert_converges(&f);
     // Under `remove`, mallory goes first and the role after her.
     let f = f.unmanaged(Unmanaged::Remove);

@@ -383,6 +383,9 @@ pub fn plan_text(plan: &Plan, color: bool) -> String {
     if let Some(line) = pending_line(plan) {
         let _ = writeln!(out, "\n{line}");
     }
+    for note in &plan.notes {
+        let _ = writeln!(out, "\nNote: {}", clean(note));
+    }
     if let Some(refusal) = plan.refusal() {
         let _ = writeln!(out, "\n{} {refusal}", paint(color, BOLD_RED, "Error:"));
     }
@@ -445,6 +448,9 @@ pub fn plan_markdown(plan: &Plan, live_yaml: &str, desired_yaml: &str) -> String
     }
     if let Some(line) = pending_line(plan) {
         let _ = write!(out, "\n{}\n", md_escape(&line));
+    }
+    for note in &plan.notes {
+        let _ = write!(out, "\n> **Note:** {}\n", md_escape(note));
     }
     if let Some(refusal) = plan.refusal() {
         // Our own wording, code spans included: not escaped.
@@ -566,6 +572,10 @@ pub fn plan_json(plan: &Plan) -> Value {
             serde_json::to_value(&plan.removals).unwrap_or(Value::Null),
         ),
         ("refused", plan.refusal().map_or(Value::Null, Value::from)),
+        (
+            "notes",
+            Value::Array(plan.notes.iter().map(|n| Value::from(n.as_str())).collect()),
+        ),
         (
             "pending_invitations",
             Value::Array(

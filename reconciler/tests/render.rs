@@ -549,6 +549,7 @@ fn hostile_plan() -> Plan {
             created_at: DateTime::<chrono::Utc>::MIN_UTC,
             expires_at: DateTime::<chrono::Utc>::MAX_UTC,
         }],
+        notes: vec!["\x1b[2Jrole\nspoof".into()],
     }
 }
 
