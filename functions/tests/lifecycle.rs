@@ -485,3 +485,63 @@ async fn links_over_http_answer_410_when_used() {
     let (status, body) = post(&router, "/teams/acme/leave", json!({}), Some(&bob_token)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body:#}");
 }
+
+#[tokio::test]
+async fn a_person_removes_their_own_access_only_when_told_to() {
+    let w = world().await;
+    let link = w.link("bob@acme.com", "/invitations/accept").await;
+    w.svc
+        .accept_invitation(&link, &person("bob@acme.com"))
+        .await
+        .expect("bob joins");
+    let admin: std::collections::BTreeSet<RoleName> =
+        [RoleName::parse("admin").expect("role")].into();
+    let promote = Change::ChangeRoles {
+        email: email("bob@acme.com"),
+        from: [RoleName::parse("developer").expect("role")].into(),
+        to: admin.clone(),
+    };
+    w.svc
+        .execute(
+            &w.team,
+            &Principal::LocalOwner,
+            &[promote],
+            None,
+            &BatchOptions::default(),
+        )
+        .await
+        .expect("admin");
+    let remove_self = [Change::RemoveMember {
+        email: email("bob@acme.com"),
+        roles: admin,
+    }];
+    let bob = person("bob@acme.com");
+    let refused = w
+        .svc
+        .execute(&w.team, &bob, &remove_self, None, &BatchOptions::default())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Invalid {
+                code: "self_removal",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let told = BatchOptions {
+        allow_self_removal: true,
+    };
+    w.svc
+        .execute(&w.team, &bob, &remove_self, None, &told)
+        .await
+        .expect("removed when told to");
+    assert!(
+        w.state()
+            .await
+            .members
+            .get(&email("bob@acme.com"))
+            .is_none()
+    );
+}

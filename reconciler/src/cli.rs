@@ -75,6 +75,9 @@ pub enum Command {
         auto_approve: bool,
         #[arg(long, value_parser = parse_limit)]
         max_removals: Option<RemovalLimit>,
+        /// Let the plan remove the person whose token applies it (refused otherwise).
+        #[arg(long)]
+        allow_self_removal: bool,
     },
     /// Print a team's live state as team.yaml.
     Export {

@@ -280,8 +280,12 @@ impl Client {
         team: &TeamId,
         changes: &[Change],
         if_match: u64,
+        allow_self_removal: bool,
     ) -> Result<Applied, ClientError> {
-        let body = serde_json::json!({ "changes": changes });
+        let body = serde_json::json!({
+            "changes": changes,
+            "options": { "allow_self_removal": allow_self_removal },
+        });
         let (_, _, v) = self
             .call(
                 Method::POST,

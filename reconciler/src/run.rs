@@ -59,7 +59,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
             files,
             auto_approve,
             max_removals,
-        } => apply_cmd(g, &files, auto_approve, max_removals).await,
+            allow_self_removal,
+        } => {
+            let options = ApplyOptions {
+                auto_approve,
+                max_removals,
+                allow_self_removal,
+            };
+            apply_cmd(g, &files, options).await
+        }
         Command::Export { team } => export(g, &team).await,
         Command::Catalog { preset, format } => catalog_cmd(g, preset.as_deref(), format).await,
         Command::Serve {
@@ -285,12 +293,20 @@ fn load_saved(source: &str) -> Option<SavedPlan> {
     (saved.kind == SAVED_KIND).then_some(saved)
 }
 
-async fn apply_cmd(
-    g: &Global,
-    files: &[PathBuf],
+/// What `apply` was told beyond its files.
+#[derive(Debug, Clone, Copy)]
+struct ApplyOptions {
     auto_approve: bool,
     max_removals: Option<RemovalLimit>,
-) -> Result<u8> {
+    allow_self_removal: bool,
+}
+
+async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Result<u8> {
+    let ApplyOptions {
+        auto_approve,
+        max_removals,
+        allow_self_removal,
+    } = options;
     let color = color_enabled(g);
     let mut code = EXIT_OK;
     for file in files {
@@ -335,7 +351,7 @@ async fn apply_cmd(
             code = EXIT_ERROR;
             continue;
         }
-        if !execute(&planned.client, &planned.plan).await? {
+        if !execute(&planned.client, &planned.plan, allow_self_removal).await? {
             code = EXIT_ERROR;
         }
     }
@@ -359,14 +375,17 @@ fn confirm(team: &TeamId) -> Result<bool> {
 /// refuses is reported and left out, and the rest of its batch is sent again,
 /// so one run reports every failing change; running apply again converges.
 /// Stops at once when the team changed underneath (a stale plan).
-async fn execute(client: &Client, plan: &Plan) -> Result<bool> {
+async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Result<bool> {
     let mut version = plan.base_version;
     let mut failures: Vec<(Change, String)> = Vec::new();
     let mut applied = 0;
     for chunk in plan.changes.chunks(BATCH) {
         let mut pending: Vec<Change> = chunk.to_vec();
         while !pending.is_empty() {
-            match client.apply(&plan.team, &pending, version).await {
+            match client
+                .apply(&plan.team, &pending, version, allow_self_removal)
+                .await
+            {
                 Ok(done) => {
                     applied += done.applied;
                     version = done.version;
