@@ -8,6 +8,7 @@ pub mod codec;
 pub mod credentials;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod mailer;
 pub mod openapi;
 pub mod secret;
 pub mod service;

@@ -1,0 +1,218 @@
+//! The mailer on moto: outbox items written by committed changes, delivered
+//! as a DynamoDB stream event, are sent through SES v2 and then deleted; a
+//! send that fails stops the batch and is reported for retry, its item kept.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use serde_json::{Map, Value, json};
+use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
+use teamform_functions::auth::Principal;
+use teamform_functions::clock::SystemClock;
+use teamform_functions::mailer::{Ses, deliver};
+use teamform_functions::service::{BatchOptions, Service};
+use teamform_functions::store::{Item, Store};
+use teamform_tests::moto_store;
+
+/// Plain JSON as a DynamoDB-JSON attribute, as streams carry it.
+fn typed(v: &Value) -> Value {
+    match v {
+        Value::String(s) => json!({ "S": s }),
+        Value::Number(n) => json!({ "N": n.to_string() }),
+        Value::Bool(b) => json!({ "BOOL": b }),
+        Value::Null => json!({ "NULL": true }),
+        Value::Array(a) => json!({ "L": a.iter().map(typed).collect::<Vec<_>>() }),
+        Value::Object(m) => {
+            json!({ "M": m.iter().map(|(k, v)| (k.clone(), typed(v))).collect::<Map<_, _>>() })
+        }
+    }
+}
+
+fn record(item: &Item, seq: usize, name: &str) -> Value {
+    let mut image: Map<String, Value> = item
+        .attrs
+        .iter()
+        .map(|(k, v)| (k.clone(), typed(v)))
+        .collect();
+    image.insert("pk".into(), json!({ "S": item.pk }));
+    image.insert("sk".into(), json!({ "S": item.sk }));
+    json!({
+        "eventID": format!("e{seq}"),
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-28T00:00:00.000",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795000000.0,
+            "Keys": { "pk": { "S": item.pk }, "sk": { "S": item.sk } },
+            "NewImage": image,
+            "SequenceNumber": format!("{seq:021}"),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_IMAGE"
+        }
+    })
+}
+
+/// The messages moto's SES has accepted, from its own state dump.
+async fn sent_messages() -> Vec<Value> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_SESV2")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
+        .expect("moto's endpoint: run scripts/test.sh");
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .expect("moto state")
+        .json()
+        .await
+        .expect("json");
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn invite(email: &str) -> Change {
+    Change::Invite {
+        email: Email::parse(email).expect("email"),
+        name: None,
+        roles: [RoleName::parse("viewer").expect("role")].into(),
+    }
+}
+
+#[tokio::test]
+async fn outbox_emails_go_through_ses_and_leave_the_outbox() {
+    let store = moto_store("mailer").await;
+    let svc = Service::new(
+        store.clone(),
+        Arc::new(Catalog::standard()),
+        Arc::new(SystemClock),
+        "https://app".into(),
+    );
+    let team = TeamId::parse("mailco").expect("id");
+    let to = |n: usize| format!("mail{n}-{}@mailco.example", store.table());
+    let changes = vec![
+        Change::CreateTeam {
+            display_name: "Mail Co".into(),
+            owner: Email::parse("boss@mailco.example").expect("email"),
+        },
+        invite(&to(1)),
+        invite(&to(2)),
+    ];
+    svc.execute(
+        &team,
+        &Principal::LocalOwner,
+        &changes,
+        Some(0),
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("applied");
+    let outbox = store
+        .query_all("TEAM#mailco", "OUTBOX#")
+        .await
+        .expect("outbox");
+    assert_eq!(outbox.len(), 2);
+    let member = store
+        .query_all("TEAM#mailco", "MEMBER#")
+        .await
+        .expect("members");
+
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let ses_client = aws_sdk_sesv2::Client::new(&config);
+    ses_client
+        .create_email_identity()
+        .email_identity("teamform.example")
+        .send()
+        .await
+        .expect("identity");
+
+    // A member item and a removal on the stream are not emails.
+    let records = vec![
+        record(&member[0], 1, "INSERT"),
+        record(&outbox[0], 2, "INSERT"),
+        record(&outbox[1], 3, "INSERT"),
+        record(&outbox[0], 4, "REMOVE"),
+    ];
+    let event: Event =
+        serde_json::from_value(json!({ "Records": records })).expect("a stream event");
+    let before = sent_messages().await.len();
+    let ses = Ses::new(ses_client.clone(), "noreply@teamform.example");
+    let response = deliver(event, &ses, store.as_ref()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let sent = sent_messages().await;
+    assert_eq!(
+        sent.len() - before,
+        2,
+        "one email per outbox item, none for the others"
+    );
+    for n in [1, 2] {
+        let mail = sent
+            .iter()
+            .find(|m| m["destinations"]["ToAddresses"][0] == to(n).as_str())
+            .expect("sent to the invitee");
+        assert_eq!(mail["source"], "noreply@teamform.example");
+        assert!(
+            mail["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("invited"),
+            "{mail}"
+        );
+        assert!(
+            mail["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/invitations/accept?token=tfi_"),
+            "{mail}"
+        );
+    }
+    assert!(
+        store
+            .query_all("TEAM#mailco", "OUTBOX#")
+            .await
+            .expect("outbox")
+            .is_empty(),
+        "sent items leave the outbox"
+    );
+
+    // An unverified sender fails: the batch stops there and reports it.
+    svc.execute(
+        &team,
+        &Principal::LocalOwner,
+        &[invite(&to(3)), invite(&to(4))],
+        None,
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("applied");
+    let outbox = store
+        .query_all("TEAM#mailco", "OUTBOX#")
+        .await
+        .expect("outbox");
+    let event: Event = serde_json::from_value(
+        json!({ "Records": [record(&outbox[0], 5, "INSERT"), record(&outbox[1], 6, "INSERT")] }),
+    )
+    .expect("event");
+    let unverified = Ses::new(ses_client, "noreply@unverified.example");
+    let response = deliver(event, &unverified, store.as_ref()).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        [format!("{:021}", 5)],
+        "stops at the first failure, reports it for retry"
+    );
+    assert_eq!(
+        store
+            .query_all("TEAM#mailco", "OUTBOX#")
+            .await
+            .expect("outbox")
+            .len(),
+        2,
+        "nothing unsent is lost"
+    );
+}
