@@ -13,8 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use teamform_core::model::Roles;
-use teamform_core::{Catalog, Change, Email, TeamId, Timestamp};
+use teamform_core::model::{CustomRole, Roles, Settings};
+use teamform_core::{Catalog, Change, Email, RoleName, TeamId, Timestamp};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -80,6 +80,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_transfer, cancel_transfer))
         .routes(routes!(confirm_transfer))
         .routes(routes!(accept_transfer))
+        .routes(routes!(invite))
+        .routes(routes!(set_roles))
+        .routes(routes!(remove_member))
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(list_roles))
+        .routes(routes!(put_role, delete_role))
 }
 
 /// The router of the team service.
@@ -1344,4 +1350,314 @@ async fn accept_transfer(
 ) -> Result<Response, ApiError> {
     let owned = state.service.accept_transfer(&body.token, &who).await?;
     Ok(Json(owned).into_response())
+}
+
+// ------------------------------------------------------------ resources
+
+/// An invitation to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    #[schema(example = "bob@acme.com")]
+    pub email: String,
+    /// Used in the invitation email.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[schema(value_type = Vec<String>, example = json!(["developer"]))]
+    pub roles: Roles,
+}
+
+/// The roles a member or invitation should hold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    #[schema(value_type = Vec<String>, example = json!(["admin"]))]
+    pub roles: Roles,
+}
+
+fn role_param(raw: &str) -> Result<RoleName, ApiError> {
+    RoleName::parse(raw).map_err(|_| ApiError::not_found())
+}
+
+fn applied_response(status: StatusCode, applied: crate::service::Applied) -> Response {
+    (status, etag(applied.version), Json(applied)).into_response()
+}
+
+/// Invites a person by email with roles; the invitation email goes out with
+/// the change.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/invitations",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    request_body = InviteBody,
+    responses(
+        (status = 201, description = "Invited (needs `team.members.invite`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn invite(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<InviteBody>,
+) -> Result<Response, ApiError> {
+    let team = team_id(&team)?;
+    let expected = if_match(&headers)?;
+    let email = Email::parse(&body.email)
+        .map_err(|e| ApiError::validation("bad address", vec![field("email", e)]))?;
+    let applied = state
+        .service
+        .invite(&team, &who, email, body.name, body.roles, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::CREATED, applied))
+}
+
+/// Sets the roles of a member, or of a pending invitation.
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/members/{email}/roles",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The roles were set (needs `team.members.roles`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.roles`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn set_roles(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, email)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body<RolesBody>,
+) -> Result<Response, ApiError> {
+    let (team, email) = (team_id(&team)?, email_param(&email)?);
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .set_roles(&team, &who, &email, body.roles, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// Removes a member. The owner cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/members/{email}",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    responses(
+        (status = 200, description = "Removed (needs `team.members.remove`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.remove`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`self_removal`: use `POST /teams/{team}/leave` to leave", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn remove_member(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, email)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (team, email) = (team_id(&team)?, email_param(&email)?);
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .remove_member(&team, &who, &email, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// The team's settings.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/settings",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    responses(
+        (status = 200, description = "The settings (needs `team.settings.read`)", body = schema::Settings, headers(("ETag" = String, description = "The team's version"))),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.settings.read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn get_settings(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> Result<Response, ApiError> {
+    let (settings, version) = state.service.settings(&team_id(&team)?, &who).await?;
+    Ok((etag(version), Json(settings)).into_response())
+}
+
+/// Replaces the team's settings. Changing `require_2fa` needs
+/// `team.security.manage`; the rest `team.settings.manage`.
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/settings",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    request_body = schema::Settings,
+    responses(
+        (status = 200, description = "The settings were replaced", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.settings.manage`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn put_settings(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<Settings>,
+) -> Result<Response, ApiError> {
+    let team = team_id(&team)?;
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .set_settings(&team, &who, body, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// The catalog's system roles and the team's custom roles.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/roles",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    responses(
+        (status = 200, description = "The roles (needs `team.members.read`)", body = schema::RolesView, headers(("ETag" = String, description = "The team's version"))),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn list_roles(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> Result<Response, ApiError> {
+    let (roles, version) = state.service.roles(&team_id(&team)?, &who).await?;
+    Ok((etag(version), Json(roles)).into_response())
+}
+
+/// Creates or replaces a custom role.
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/roles/{name}",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    request_body = schema::CustomRole,
+    responses(
+        (status = 200, description = "Created or replaced (needs `team.roles.manage`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.roles.manage`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn put_role(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body<CustomRole>,
+) -> Result<Response, ApiError> {
+    let team = team_id(&team)?;
+    let name = RoleName::parse(&name)
+        .map_err(|e| ApiError::validation("bad role name", vec![field("name", e)]))?;
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .put_role(&team, &who, name, body, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// Deletes a custom role nobody holds.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/roles/{name}",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    responses(
+        (status = 200, description = "Deleted (needs `team.roles.manage`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.roles.manage`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn delete_role(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((team, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (team, name) = (team_id(&team)?, role_param(&name)?);
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .delete_role(&team, &who, &name, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
 }

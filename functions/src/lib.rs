@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod mailer;
 pub mod openapi;
+pub mod resources;
 pub mod secret;
 pub mod service;
 pub mod store;

@@ -39,7 +39,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "me", description = "The caller and their personal access tokens"),
         (name = "teams", description = "Teams, their state, members, changes and audit trail"),
         (name = "api-keys", description = "A team's API keys (machine credentials)"),
-        (name = "lifecycle", description = "Invitation links, leaving, and the two-step ownership transfer")
+        (name = "lifecycle", description = "Invitation links, leaving, and the two-step ownership transfer"),
+        (name = "people", description = "Invitations, roles and removals, one person at a time")
     )
 )]
 pub struct ApiDoc;
@@ -420,6 +421,14 @@ pub mod schema {
         pub label: String,
         /// A permission of the team service itself (rather than of the product).
         pub service: bool,
+    }
+
+    /// A team's roles: the catalog's system roles and the team's own.
+    #[derive(ToSchema)]
+    pub struct RolesView {
+        pub system: Vec<RoleDef>,
+        /// Custom roles by name.
+        pub custom: std::collections::BTreeMap<String, CustomRole>,
     }
 
     #[derive(ToSchema)]

@@ -681,3 +681,214 @@ async fn if_match_guards_api_key_mutations_too() {
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn one_thing_at_a_time_routes_go_through_the_same_checks_and_audit() {
+    let router = local_app();
+    create_acme(&router).await;
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/invitations",
+        Some(json!({"email": "Bob@Acme.com", "roles": ["viewer"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:#}", r.body);
+    assert_eq!(r.etag.as_deref(), Some("\"2\""));
+    let r = send(
+        &router,
+        "POST",
+        "/teams/acme/invitations",
+        Some(json!({"email": "bob@acme.com", "roles": ["viewer"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, "already_invited");
+
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/members/bob@acme.com/roles",
+        Some(json!({"roles": ["admin"]})),
+        &[("if-match", "\"2\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/members/alice@acme.com/roles",
+        Some(json!({"roles": ["admin"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "owner_protected");
+    let r = send(
+        &router,
+        "DELETE",
+        "/teams/acme/members/alice@acme.com",
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "owner_protected");
+    let r = send(
+        &router,
+        "DELETE",
+        "/teams/acme/members/nobody@acme.com",
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not_found");
+
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/roles/release-manager",
+        Some(json!({"description": "Ships", "permissions": ["apps.read"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/roles/release-manager",
+        Some(json!({"permissions": ["apps.read", "apps.config.write"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/roles/admin",
+        Some(json!({"permissions": ["apps.read"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, "role_exists");
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/roles/x",
+        Some(json!({"permissions": ["apps.fly"]})),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "unknown_permission");
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/members/bob@acme.com/roles",
+        Some(json!({"roles": ["release-manager"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &router,
+        "DELETE",
+        "/teams/acme/roles/release-manager",
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, "role_in_use");
+    let r = send(&router, "GET", "/teams/acme/roles", None, &[]).await;
+    assert_eq!(
+        r.body["custom"]["release-manager"]["permissions"],
+        json!(["apps.config.write", "apps.read"])
+    );
+    assert!(
+        r.body["system"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|role| role["name"] == "owner"))
+    );
+
+    let r = send(&router, "GET", "/teams/acme/settings", None, &[]).await;
+    assert_eq!(r.body["invitation_ttl_days"], 15);
+    let settings = json!({"require_2fa": true, "invitation_ttl_days": 7, "seat_limit": 10});
+    let r = send(&router, "PUT", "/teams/acme/settings", Some(settings), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+    let r = send(
+        &router,
+        "PUT",
+        "/teams/acme/settings",
+        Some(json!({"invitation_ttl_days": 0})),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting");
+
+    let r = send(&router, "GET", "/teams/acme/audit", None, &[]).await;
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create_team",
+            "invite",
+            "change_invitation_roles",
+            "create_role",
+            "update_role",
+            "change_invitation_roles",
+            "update_settings"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn enforcing_2fa_needs_the_security_permission() {
+    let svc = service();
+    let local = app(AppState::new(svc.clone(), Anonymous::LocalOwner));
+    let public = app(AppState::new(svc, Anonymous::Refused));
+    create_acme(&local).await;
+    let r = send(
+        &local,
+        "POST",
+        "/teams/acme/api-keys",
+        Some(json!({"name": "ops", "roles": ["admin"]})),
+        &[],
+    )
+    .await;
+    let bearer = format!("Bearer {}", r.body["secret"].as_str().expect("secret"));
+    let auth = [("authorization", bearer.as_str())];
+    let r = send(
+        &public,
+        "PUT",
+        "/teams/acme/settings",
+        Some(json!({"invitation_ttl_days": 30})),
+        &auth,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "admins manage settings: {:#}",
+        r.body
+    );
+    let r = send(
+        &public,
+        "PUT",
+        "/teams/acme/settings",
+        Some(json!({"require_2fa": true, "invitation_ttl_days": 30})),
+        &auth,
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("team.security.manage"),
+        "{:#}",
+        r.body
+    );
+}

@@ -45,6 +45,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/teams/{team}/ownership-transfer"),
     ("post", "/ownership-transfer/confirm"),
     ("post", "/ownership-transfer/accept"),
+    ("post", "/teams/{team}/invitations"),
+    ("put", "/teams/{team}/members/{email}/roles"),
+    ("delete", "/teams/{team}/members/{email}"),
+    ("get", "/teams/{team}/settings"),
+    ("put", "/teams/{team}/settings"),
+    ("get", "/teams/{team}/roles"),
+    ("put", "/teams/{team}/roles/{name}"),
+    ("delete", "/teams/{team}/roles/{name}"),
 ];
 
 /// Public operations that take no input: no client error is possible.
@@ -140,6 +148,7 @@ fn concrete(path: &str) -> String {
     path.replace("{team}", "acme")
         .replace("{id}", "x")
         .replace("{email}", "x@acme.com")
+        .replace("{name}", "x")
 }
 
 fn is_router_fallback(r: &Reply) -> bool {
@@ -294,7 +303,10 @@ async fn every_operation_documents_its_problems() {
         };
         assert_eq!(op["security"], security, "{at}: security");
         assert!(problems.contains("401"), "{at}: 401");
-        if path.contains("{team}") || path.contains("{id}") || path.contains("{email}") {
+        if ["{team}", "{id}", "{email}", "{name}"]
+            .iter()
+            .any(|p| path.contains(p))
+        {
             assert!(problems.contains("404"), "{at}: 404");
         }
         if op.get("requestBody").is_some() {
