@@ -35,7 +35,10 @@ fn check(source: &str) {
         let lines = source.matches(['\n', '\r']).count() + 2;
         assert!(!diags.0.is_empty(), "an error is reported");
         for d in &diags.0 {
-            assert!(d.loc.line >= 1 && d.loc.line <= lines, "{d} is outside the file of {lines} lines");
+            assert!(
+                d.loc.line >= 1 && d.loc.line <= lines,
+                "{d} is outside the file of {lines} lines"
+            );
             assert!(d.loc.col >= 1, "{d}");
         }
     }
@@ -54,8 +57,33 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let junk = prop::sample::select(vec![
-        "", ":", "- ", "  ", "\t", "[", "]", "{", "}", "&a", "*a", "!!binary x", "? ", "|", ">", "#", "'", "\"",
-        "null", "~", "1e9", "-1", "owner", "email: x@y.z", "roles: [owner]", "members:", "version: 2",
+        "",
+        ":",
+        "- ",
+        "  ",
+        "\t",
+        "[",
+        "]",
+        "{",
+        "}",
+        "&a",
+        "*a",
+        "!!binary x",
+        "? ",
+        "|",
+        ">",
+        "#",
+        "'",
+        "\"",
+        "null",
+        "~",
+        "1e9",
+        "-1",
+        "owner",
+        "email: x@y.z",
+        "roles: [owner]",
+        "members:",
+        "version: 2",
     ]);
     prop_oneof![
         (0..40usize).prop_map(Edit::Drop),
