@@ -15,7 +15,7 @@ use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 use crate::auth::Principal;
 use crate::codec;
 use crate::secret;
-use crate::service::{Applied, BatchOptions, Mail, Service, ServiceError, token_item};
+use crate::service::{Applied, Mail, Service, ServiceError, token_item};
 use crate::store::{Condition, Item, Write};
 
 /// What a link resolves to.
@@ -200,21 +200,15 @@ impl Service {
         who: &Principal,
         email: &Email,
     ) -> Result<Applied, ServiceError> {
-        let state = self.visible(team, who).await?;
-        let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
-        let change = Change::Reinvite {
-            email: inv.email.clone(),
-            name: inv.name.clone(),
-            roles: inv.roles.clone(),
-            expired_at: inv.expires_at,
-        };
-        self.execute(
-            team,
-            who,
-            &[change],
-            Some(state.version),
-            &BatchOptions::default(),
-        )
+        self.single_change(team, who, None, |state| {
+            let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
+            Ok(Change::Reinvite {
+                email: inv.email.clone(),
+                name: inv.name.clone(),
+                roles: inv.roles.clone(),
+                expired_at: inv.expires_at,
+            })
+        })
         .await
     }
 
@@ -224,20 +218,14 @@ impl Service {
         who: &Principal,
         email: &Email,
     ) -> Result<Applied, ServiceError> {
-        let state = self.visible(team, who).await?;
-        let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
-        let change = Change::RevokeInvitation {
-            email: inv.email.clone(),
-            roles: inv.roles.clone(),
-            created_at: inv.created_at,
-        };
-        self.execute(
-            team,
-            who,
-            &[change],
-            Some(state.version),
-            &BatchOptions::default(),
-        )
+        self.single_change(team, who, None, |state| {
+            let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
+            Ok(Change::RevokeInvitation {
+                email: inv.email.clone(),
+                roles: inv.roles.clone(),
+                created_at: inv.created_at,
+            })
+        })
         .await
     }
 
@@ -301,18 +289,12 @@ impl Service {
         who: &Principal,
         to: &Email,
     ) -> Result<Applied, ServiceError> {
-        let state = self.visible(team, who).await?;
-        let change = Change::TransferOwnership {
-            from: state.owner.clone(),
-            to: to.clone(),
-        };
-        self.execute(
-            team,
-            who,
-            &[change],
-            Some(state.version),
-            &BatchOptions::default(),
-        )
+        self.single_change(team, who, None, |state| {
+            Ok(Change::TransferOwnership {
+                from: state.owner.clone(),
+                to: to.clone(),
+            })
+        })
         .await
     }
 

@@ -18,7 +18,9 @@ pub struct RolesView {
 }
 
 impl Service {
-    async fn one(
+    /// Runs the one change `build` makes from the live team, at the version
+    /// it was read (or at `expected`, the caller's `If-Match`).
+    pub(crate) async fn single_change(
         &self,
         team: &TeamId,
         who: &Principal,
@@ -54,7 +56,7 @@ impl Service {
         roles: Roles,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |_| {
+        self.single_change(team, who, expected, |_| {
             Ok(Change::Invite { email, name, roles })
         })
         .await
@@ -69,7 +71,7 @@ impl Service {
         roles: Roles,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |state| {
+        self.single_change(team, who, expected, |state| {
             if let Some(m) = state.members.get(email) {
                 Ok(Change::ChangeRoles {
                     email: m.email.clone(),
@@ -96,7 +98,7 @@ impl Service {
         email: &Email,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |state| {
+        self.single_change(team, who, expected, |state| {
             let m = state.members.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::RemoveMember {
                 email: m.email.clone(),
@@ -122,7 +124,7 @@ impl Service {
         settings: Settings,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |state| {
+        self.single_change(team, who, expected, |state| {
             Ok(Change::UpdateSettings {
                 from: state.settings.clone(),
                 to: settings,
@@ -155,7 +157,7 @@ impl Service {
         role: CustomRole,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |state| {
+        self.single_change(team, who, expected, |state| {
             Ok(match state.roles.get(&name) {
                 Some(from) => Change::UpdateRole {
                     name,
@@ -175,7 +177,7 @@ impl Service {
         name: &RoleName,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.one(team, who, expected, |state| {
+        self.single_change(team, who, expected, |state| {
             let role = state.roles.get(name).ok_or(ServiceError::NotFound)?;
             Ok(Change::DeleteRole {
                 name: name.clone(),
