@@ -28,13 +28,13 @@ impl Service {
         build: impl FnOnce(&teamform_core::TeamState) -> Result<Change, ServiceError>,
     ) -> Result<Applied, ServiceError> {
         let state = self.visible(team, who).await?;
-        if let Some(expected) = expected {
-            if expected != state.version {
-                return Err(ServiceError::VersionConflict {
-                    expected,
-                    actual: state.version,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != state.version
+        {
+            return Err(ServiceError::VersionConflict {
+                expected,
+                actual: state.version,
+            });
         }
         let change = build(&state)?;
         self.execute(
