@@ -187,6 +187,32 @@ pub struct PlanOptions {
     pub max_removals: Option<RemovalLimit>,
 }
 
+/// Says when the team after this plan would not fit its seat limit, so that
+/// a reviewer learns it from the plan rather than from a failed apply.
+fn seats_note(spec: &TeamSpec, live: &TeamState, now: Timestamp) -> Option<String> {
+    let limit = spec
+        .settings
+        .as_ref()
+        .map_or(live.settings.seat_limit, |s| s.seat_limit)? as usize;
+    let listed = |e: &crate::model::Email| spec.members.contains_key(e) || e == &spec.owner;
+    let mut seats = spec.members.len() + usize::from(!spec.members.contains_key(&spec.owner));
+    if spec.policy.unmanaged == Unmanaged::Ignore {
+        // People this plan leaves alone keep their seats.
+        seats += live.members.keys().filter(|e| !listed(e)).count();
+        seats += live
+            .invitations
+            .values()
+            .filter(|i| !listed(&i.email) && !i.is_expired(now))
+            .count();
+    }
+    (seats > limit).then(|| {
+        format!(
+            "the team would need {seats} seats (members and invitations) but its seat limit is {limit}; \
+             apply will refuse the invitations beyond it"
+        )
+    })
+}
+
 /// The roles held by the people a plan does not touch: the live and the
 /// desired owner, and under `unmanaged: ignore` everyone the spec does not list.
 fn held_by_people_left_alone<'a>(spec: &TeamSpec, live: &'a TeamState) -> BTreeSet<&'a RoleName> {
@@ -404,6 +430,9 @@ pub fn plan_with(
         (None, None) => (RemovalLimit::DEFAULT, LimitSource::Default),
     };
     let planned = changes.iter().filter(|c| c.is_removal()).count();
+    if let Some(note) = seats_note(spec, live, now) {
+        notes.push(note);
+    }
     let stays = |e: &crate::model::Email| {
         e != &live.owner
             && e != &spec.owner

@@ -887,3 +887,31 @@ fn pending_invitations_are_shown_oldest_first_but_not_expired_or_revoked_ones() 
     );
     assert!(plan.pending[0].created_at < plan.pending[1].created_at);
 }
+
+#[test]
+fn a_plan_that_overflows_the_seat_limit_says_so() {
+    let settings = Settings {
+        require_2fa: false,
+        invitation_ttl_days: 15,
+        seat_limit: Some(3),
+    };
+    let f = Fixture::new()
+        .member("bob@x.com", &["admin"])
+        .desired("carol@x.com", &["viewer"])
+        .desired("dan@x.com", &["viewer"])
+        .desired_settings(settings.clone());
+    let notes = f.plan().notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("need 4 seats") && notes[0].contains("seat limit is 3"),
+        "{notes:?}"
+    );
+    let fits = Fixture::new()
+        .member("bob@x.com", &["admin"])
+        .desired("carol@x.com", &["viewer"])
+        .desired_settings(settings);
+    assert!(
+        fits.plan().notes.is_empty(),
+        "owner, bob and carol fit 3 seats"
+    );
+}
