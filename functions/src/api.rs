@@ -266,6 +266,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", detail)
             }
             ServiceError::Gone { code, message } => ApiError::new(StatusCode::GONE, code, message),
+            ServiceError::TwoFactorRequired(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "two_factor_required", detail)
+            }
             ServiceError::Store(e) => ApiError::internal(&e.to_string()),
         }
     }
@@ -360,8 +363,8 @@ impl FromRequestParts<AppState> for Caller {
                 _ => {}
             }
         }
-        if let Some(email) = jwt_email(parts) {
-            return Ok(Caller(Principal::Person { email }));
+        if let Some(person) = jwt_person(parts) {
+            return Ok(Caller(person));
         }
         match state.anonymous {
             Anonymous::LocalOwner if !parts.headers.contains_key(header::AUTHORIZATION) => {
@@ -372,9 +375,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The verified email of an API Gateway JWT authorizer, when the request came
-/// through Lambda. Unverified emails are not identities.
-fn jwt_email(parts: &Parts) -> Option<Email> {
+/// The person of an API Gateway JWT authorizer's claims, when the request
+/// came through Lambda. Unverified emails are not identities. The `amr` claim
+/// (RFC 8176) says whether the sign-in used a second factor.
+fn jwt_person(parts: &Parts) -> Option<Principal> {
     use lambda_http::request::RequestContext;
     let ctx = parts.extensions.get::<RequestContext>()?;
     let RequestContext::ApiGatewayV2(ctx) = ctx else {
@@ -385,7 +389,13 @@ fn jwt_email(parts: &Parts) -> Option<Email> {
     if !verified {
         return None;
     }
-    Email::parse(claims.get("email")?).ok()
+    let email = Email::parse(claims.get("email")?).ok()?;
+    // API Gateway flattens array claims to text like `[pwd mfa]`.
+    let two_factor = claims.get("amr").is_some_and(|amr| {
+        amr.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|m| matches!(m, "mfa" | "otp" | "hwk" | "swk" | "sms" | "totp"))
+    });
+    Some(Principal::Person { email, two_factor })
 }
 
 fn team_id(raw: &str) -> Result<TeamId, ApiError> {
@@ -1006,18 +1016,9 @@ async fn create_token(
     Caller(who): Caller,
     Body(body): Body<CreateToken>,
 ) -> Result<Response, ApiError> {
-    let email = match &who {
-        Principal::Person { email } => Some(email.clone()),
-        Principal::LocalOwner => None,
-        Principal::ApiKey { .. } => {
-            return Err(
-                ServiceError::Forbidden("API keys cannot make personal tokens".into()).into(),
-            );
-        }
-    };
     let created = state
         .service
-        .create_token(email.as_ref(), &body.name, body.expires_at)
+        .create_token(&who, &body.name, body.expires_at)
         .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }

@@ -15,7 +15,8 @@ pub enum Principal {
     /// network: only the in-process host sets it.
     LocalOwner,
     /// A person, from a personal access token or verified JWT claims.
-    Person { email: Email },
+    /// `two_factor`: the sign-in behind the credential used a second factor.
+    Person { email: Email, two_factor: bool },
     /// A team API key: its team, id and roles (never `owner`).
     ApiKey {
         team: TeamId,
@@ -34,11 +35,33 @@ pub enum Standing {
 }
 
 impl Principal {
+    /// A person, signed in without a second factor (tests and tools).
+    pub fn person(email: Email) -> Self {
+        Principal::Person {
+            email,
+            two_factor: false,
+        }
+    }
+
+    /// Whether a team that requires 2FA refuses this principal: a person
+    /// whose sign-in had no second factor. API keys and the local owner are
+    /// not people signing in.
+    pub fn lacks_required_2fa(&self, state: &TeamState) -> bool {
+        state.settings.require_2fa
+            && matches!(
+                self,
+                Principal::Person {
+                    two_factor: false,
+                    ..
+                }
+            )
+    }
+
     /// The actor recorded in audit items.
     pub fn actor(&self) -> String {
         match self {
             Principal::LocalOwner => "local-owner".into(),
-            Principal::Person { email } => format!("user:{email}"),
+            Principal::Person { email, .. } => format!("user:{email}"),
             Principal::ApiKey { id, .. } => format!("api-key:{id}"),
         }
     }
@@ -46,8 +69,8 @@ impl Principal {
     pub fn standing(&self, state: &TeamState) -> Standing {
         match self {
             Principal::LocalOwner => Standing::Owner,
-            Principal::Person { email } if email == &state.owner => Standing::Owner,
-            Principal::Person { email } => match state.members.get(email) {
+            Principal::Person { email, .. } if email == &state.owner => Standing::Owner,
+            Principal::Person { email, .. } => match state.members.get(email) {
                 Some(m) => Standing::Roles(m.roles.clone()),
                 None => Standing::Outsider,
             },
@@ -89,7 +112,7 @@ impl From<&Principal> for PrincipalView {
                 email: None,
                 team: None,
             },
-            Principal::Person { email } => PrincipalView {
+            Principal::Person { email, .. } => PrincipalView {
                 kind: "person",
                 email: Some(email.to_string()),
                 team: None,

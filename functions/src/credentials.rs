@@ -65,6 +65,9 @@ struct TokenRecord {
     /// The person the token acts as; `None` for the local owner of `teamform serve`.
     #[serde(default)]
     email: Option<Email>,
+    /// The token was made from a sign-in with a second factor, and carries it.
+    #[serde(default)]
+    two_factor: bool,
 }
 
 fn key_sk(id: &str) -> String {
@@ -206,10 +209,19 @@ impl Service {
     /// owner when `email` is `None` (only `teamform serve` does that).
     pub async fn create_token(
         &self,
-        email: Option<&Email>,
+        owner: &Principal,
         name: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<Created<TokenView>, ServiceError> {
+        let (email, two_factor) = match owner {
+            Principal::Person { email, two_factor } => (Some(email), *two_factor),
+            Principal::LocalOwner => (None, false),
+            Principal::ApiKey { .. } => {
+                return Err(ServiceError::Forbidden(
+                    "API keys cannot make personal tokens".into(),
+                ));
+            }
+        };
         let fresh = secret::generate("tfp_");
         let view = TokenView {
             id: secret::id(),
@@ -221,6 +233,7 @@ impl Service {
             view: view.clone(),
             hash: fresh.hash.clone(),
             email: email.cloned(),
+            two_factor,
         };
         let owner_pk = email
             .map(codec::user_pk)
@@ -349,7 +362,10 @@ impl Service {
                 return Err(ServiceError::Unauthenticated);
             }
             return Ok(match record.email {
-                Some(email) => Principal::Person { email },
+                Some(email) => Principal::Person {
+                    email,
+                    two_factor: record.two_factor,
+                },
                 None => Principal::LocalOwner,
             });
         }
@@ -403,7 +419,7 @@ fn check_version(
 
 fn token_owner_pk(who: &Principal) -> Result<String, ServiceError> {
     match who {
-        Principal::Person { email } => Ok(codec::user_pk(email)),
+        Principal::Person { email, .. } => Ok(codec::user_pk(email)),
         Principal::LocalOwner => Ok("LOCAL#owner".to_owned()),
         Principal::ApiKey { .. } => Err(ServiceError::Forbidden(
             "personal tokens belong to people, not to API keys".into(),

@@ -50,7 +50,7 @@ fn gone(code: &'static str, message: impl Into<String>) -> ServiceError {
 fn acts_as(who: &Principal, email: &Email) -> Result<(), ServiceError> {
     match who {
         Principal::LocalOwner => Ok(()),
-        Principal::Person { email: me } if me == email => Ok(()),
+        Principal::Person { email: me, .. } if me == email => Ok(()),
         Principal::Person { .. } => Err(ServiceError::Forbidden(format!(
             "this link is addressed to {email}"
         ))),
@@ -58,6 +58,18 @@ fn acts_as(who: &Principal, email: &Email) -> Result<(), ServiceError> {
             "links are used by people, not API keys".into(),
         )),
     }
+}
+
+/// A link into a team that requires 2FA is used only after a sign-in with
+/// a second factor (the person is not yet, or not only, a member).
+fn require_2fa(who: &Principal, state: &TeamState) -> Result<(), ServiceError> {
+    if who.lacks_required_2fa(state) {
+        return Err(ServiceError::TwoFactorRequired(format!(
+            "team {} requires a second factor: sign in with one, then use the link",
+            state.team
+        )));
+    }
+    Ok(())
 }
 
 fn delete(pk: String, sk: impl Into<String>, condition: Condition) -> Write {
@@ -131,6 +143,7 @@ impl Service {
             .load(&link.team)
             .await?
             .ok_or_else(|| gone("invitation_invalid", "the team is gone"))?;
+        require_2fa(who, &state)?;
         let inv = match state.invitations.get(&link.email) {
             Some(inv) if inv.link == link.link => inv.clone(),
             Some(_) => {
@@ -231,12 +244,16 @@ impl Service {
 
     /// A member leaves the team. The owner cannot: ownership must pass first.
     pub async fn leave(&self, team: &TeamId, who: &Principal) -> Result<u64, ServiceError> {
-        let Principal::Person { email } = who else {
+        let Principal::Person { email, .. } = who else {
             return Err(ServiceError::Forbidden(
                 "only a person can leave a team".into(),
             ));
         };
-        let mut state = self.visible(team, who).await?;
+        // Leaving needs no second factor: nobody is kept in a team they cannot enter.
+        let mut state = self.load(team).await?.ok_or(ServiceError::NotFound)?;
+        if who.standing(&state) == crate::auth::Standing::Outsider {
+            return Err(ServiceError::NotFound);
+        }
         if email == &state.owner {
             return Err(ServiceError::Change {
                 index: 0,
@@ -262,7 +279,7 @@ impl Service {
 
     /// The teams a person belongs to.
     pub async fn my_teams(&self, who: &Principal) -> Result<Vec<Membership>, ServiceError> {
-        let Principal::Person { email } = who else {
+        let Principal::Person { email, .. } = who else {
             return Err(ServiceError::Forbidden(
                 "only a person belongs to teams".into(),
             ));
@@ -344,6 +361,7 @@ impl Service {
             .load(&link.team)
             .await?
             .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
+        require_2fa(who, &state)?;
         let mut transfer = self.pending_transfer(&state, &link, now)?;
         if state.owner != link.email {
             return Err(gone(
@@ -409,6 +427,7 @@ impl Service {
             .load(&link.team)
             .await?
             .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
+        require_2fa(who, &state)?;
         let transfer = self.pending_transfer(&state, &link, now)?;
         if !transfer.owner_confirmed || transfer.to != link.email || state.owner != transfer.from {
             return Err(gone(

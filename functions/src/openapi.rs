@@ -29,7 +29,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
             Team state carries an `ETag` (its version); send it back as `If-Match` on \
             `POST /teams/{team}/changes` to apply a batch only to the state you planned against. \
             Every `POST` accepts an `Idempotency-Key`: a retry with the same key and request \
-            replays the first successful response for 24 hours.",
+            replays the first successful response for 24 hours.\n\n\
+            A team whose settings require 2FA answers 403 `two_factor_required` to a person \
+            whose sign-in had no second factor (the JWT's `amr` claim, or a personal token \
+            made from such a sign-in); API keys are not people and are not affected.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),

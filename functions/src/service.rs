@@ -43,6 +43,9 @@ pub enum ServiceError {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// The team requires a second factor and the caller's sign-in had none.
+    #[error("{0}")]
+    TwoFactorRequired(String),
     /// A link that was used, replaced, revoked or has expired.
     #[error("{message}")]
     Gone { code: &'static str, message: String },
@@ -191,9 +194,7 @@ impl Service {
     /// that a team exists to an outsider).
     pub async fn visible(&self, team: &TeamId, who: &Principal) -> Result<TeamState, ServiceError> {
         let state = self.load(team).await?.ok_or(ServiceError::NotFound)?;
-        if who.standing(&state) == Standing::Outsider {
-            return Err(ServiceError::NotFound);
-        }
+        admit(who, &state)?;
         Ok(state)
     }
 
@@ -273,9 +274,7 @@ impl Service {
         let creating = matches!(changes.first(), Some(Change::CreateTeam { .. }));
         let mut state = match loaded {
             Some(state) => {
-                if who.standing(&state) == Standing::Outsider {
-                    return Err(ServiceError::NotFound);
-                }
+                admit(who, &state)?;
                 state
             }
             None if creating => TeamState::new(
@@ -349,7 +348,7 @@ impl Service {
         if let Change::CreateTeam { owner, .. } = change {
             return match who {
                 Principal::LocalOwner => Ok(()),
-                Principal::Person { email } if email == owner => Ok(()),
+                Principal::Person { email, .. } if email == owner => Ok(()),
                 _ => Err(ServiceError::Forbidden(
                     "a team is created by its owner".into(),
                 )),
@@ -366,7 +365,20 @@ impl Service {
                 change.action()
             )));
         }
-        if let (Principal::Person { email }, Change::RemoveMember { email: target, .. }) =
+        if let (
+            Principal::Person {
+                two_factor: false, ..
+            },
+            Change::UpdateSettings { from, to },
+        ) = (who, change)
+        {
+            if to.require_2fa && !from.require_2fa {
+                return Err(ServiceError::TwoFactorRequired(format!(
+                    "change {index}: sign in with a second factor before requiring one, or you lock yourself out"
+                )));
+            }
+        }
+        if let (Principal::Person { email, .. }, Change::RemoveMember { email: target, .. }) =
             (who, change)
             && email == target
             && !options.allow_self_removal
@@ -705,6 +717,21 @@ impl Service {
             .map(|i| codec::decode(i, &["expires_at"]).map_err(ServiceError::from))
             .collect()
     }
+}
+
+/// Lets a principal into a team: outsiders see nothing (404), and a team
+/// that requires 2FA refuses people who signed in without it.
+pub(crate) fn admit(who: &Principal, state: &TeamState) -> Result<(), ServiceError> {
+    if who.standing(state) == Standing::Outsider {
+        return Err(ServiceError::NotFound);
+    }
+    if who.lacks_required_2fa(state) {
+        return Err(ServiceError::TwoFactorRequired(format!(
+            "team {} requires a second factor: sign in with one",
+            state.team
+        )));
+    }
+    Ok(())
 }
 
 /// The owner named by a batch that creates its team.

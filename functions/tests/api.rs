@@ -474,7 +474,11 @@ async fn personal_tokens_act_as_their_person() {
     create_acme(&local).await;
     let alice = teamform_core::Email::parse("alice@acme.com").expect("email");
     let token = svc
-        .create_token(Some(&alice), "laptop", None)
+        .create_token(
+            &teamform_functions::auth::Principal::person(alice),
+            "laptop",
+            None,
+        )
         .await
         .expect("token")
         .secret;

@@ -119,3 +119,47 @@ async fn a_person_creates_their_own_team_and_malformed_bodies_are_problems() {
     assert_eq!((status, ct.as_str()), (400, "application/problem+json"));
     assert_eq!(body["code"], "malformed_json");
 }
+
+#[tokio::test]
+async fn a_team_requiring_2fa_reads_the_amr_claim() {
+    let store = SqliteStore::in_memory().expect("store");
+    let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
+    let svc = Arc::new(Service::new(
+        Arc::new(store),
+        Arc::new(Catalog::standard()),
+        Arc::new(clock),
+        "https://x".into(),
+    ));
+    let owner = teamform_core::Email::parse("alice@acme.com").expect("email");
+    let changes = [
+        teamform_core::Change::CreateTeam {
+            display_name: "Acme".into(),
+            owner,
+        },
+        teamform_core::Change::UpdateSettings {
+            from: teamform_core::model::Settings::default(),
+            to: teamform_core::model::Settings {
+                require_2fa: true,
+                ..Default::default()
+            },
+        },
+    ];
+    svc.execute(
+        &"acme".parse().expect("id"),
+        &Principal::LocalOwner,
+        &changes,
+        Some(0),
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("acme requiring 2FA");
+    let router = app(AppState::new(svc, Anonymous::Refused));
+    let (status, _, body) = invoke(&router, "state-jwt-owner.json").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("two_factor_required")),
+        "{body:#}"
+    );
+    let (status, _, body) = invoke(&router, "state-jwt-owner-mfa.json").await;
+    assert_eq!(status, 200, "amr carries mfa: {body:#}");
+}

@@ -28,7 +28,7 @@ fn email(s: &str) -> Email {
 }
 
 fn person(s: &str) -> Principal {
-    Principal::Person { email: email(s) }
+    Principal::person(email(s))
 }
 
 async fn world() -> World {
@@ -440,7 +440,7 @@ async fn links_over_http_answer_410_when_used() {
     let router = app(AppState::new(w.svc.clone(), Anonymous::Refused));
     let bob_token = w
         .svc
-        .create_token(Some(&email("bob@acme.com")), "laptop", None)
+        .create_token(&person("bob@acme.com"), "laptop", None)
         .await
         .expect("pat")
         .secret;
@@ -526,4 +526,79 @@ async fn a_person_removes_their_own_access_only_when_told_to() {
         .await
         .expect("removed when told to");
     assert!(!w.state().await.members.contains_key(&email("bob@acme.com")));
+}
+
+#[tokio::test]
+async fn a_team_that_requires_2fa_admits_people_only_with_a_second_factor() {
+    use teamform_core::model::Settings;
+    let w = world().await;
+    let alice = person("alice@acme.com");
+    let alice_2fa = Principal::Person {
+        email: email("alice@acme.com"),
+        two_factor: true,
+    };
+    let required = Settings {
+        require_2fa: true,
+        ..Settings::default()
+    };
+
+    let locked_out = w
+        .svc
+        .set_settings(&w.team, &alice, required.clone(), None)
+        .await;
+    assert!(
+        matches!(locked_out, Err(ServiceError::TwoFactorRequired(_))),
+        "{locked_out:?}"
+    );
+    w.svc
+        .set_settings(&w.team, &alice_2fa, required, None)
+        .await
+        .expect("required with 2FA");
+
+    let refused = w.svc.visible(&w.team, &alice).await;
+    assert!(
+        matches!(refused, Err(ServiceError::TwoFactorRequired(_))),
+        "even the owner: {refused:?}"
+    );
+    w.svc
+        .visible(&w.team, &alice_2fa)
+        .await
+        .expect("admitted with 2FA");
+    w.svc
+        .visible(&w.team, &Principal::LocalOwner)
+        .await
+        .expect("not a person signing in");
+
+    let link = w.link("bob@acme.com", "/invitations/accept").await;
+    let refused = w
+        .svc
+        .accept_invitation(&link, &person("bob@acme.com"))
+        .await;
+    assert!(
+        matches!(refused, Err(ServiceError::TwoFactorRequired(_))),
+        "{refused:?}"
+    );
+    let bob_2fa = Principal::Person {
+        email: email("bob@acme.com"),
+        two_factor: true,
+    };
+    // A token made from a sign-in with 2FA carries it.
+    let token = w
+        .svc
+        .create_token(&bob_2fa, "laptop", None)
+        .await
+        .expect("token")
+        .secret;
+    let bob_by_token = w.svc.authenticate(&token).await.expect("token works");
+    assert_eq!(bob_by_token, bob_2fa);
+    w.svc
+        .accept_invitation(&link, &bob_by_token)
+        .await
+        .expect("joined with 2FA");
+
+    // Nobody is kept in a team they cannot enter: leaving needs no second factor.
+    w.svc
+        .leave(&w.team, &person("bob@acme.com"))
+        .await
+        .expect("left");
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use teamform_core::TeamId;
 use teamform_functions::api::{Anonymous, AppState, app};
+use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
 use teamform_functions::service::{Mail, MailSink, Service};
 use teamform_functions::store::Store;
@@ -90,7 +91,7 @@ pub async fn serve(
     );
     if !service.has_local_owner_token().await? {
         let created = service
-            .create_token(None, "bootstrap (local owner)", None)
+            .create_token(&Principal::LocalOwner, "bootstrap (local owner)", None)
             .await?;
         println!(
             "bootstrap token for the local owner (shown once, stored hashed): {}",
