@@ -303,7 +303,14 @@ fn settings_delta(from: &Settings, to: &Settings) -> String {
 
 /// How long before `now` something happened, in whole days.
 fn age(now: Timestamp, then: Timestamp) -> String {
-    let days = now.signed_duration_since(then).num_days();
+    let since = now.signed_duration_since(then);
+    // Past times round down ("sent 2 days ago"), future ones up ("expires in
+    // 15 days" for a link made a moment ago), so neither reads as shorter.
+    let days = if since < chrono::TimeDelta::zero() {
+        -(-since + chrono::TimeDelta::days(1) - chrono::TimeDelta::nanoseconds(1)).num_days()
+    } else {
+        since.num_days()
+    };
     match days {
         0 => "today".to_owned(),
         1 => "1 day ago".to_owned(),
