@@ -661,3 +661,20 @@ fn catalog_json_answers_which_roles_hold_a_labelled_permission() {
         Some(ably().roles.len())
     );
 }
+
+#[test]
+fn a_link_sent_a_moment_ago_expires_in_its_full_ttl() {
+    let mut p = unchanged();
+    let pending = p
+        .plan
+        .pending
+        .first_mut()
+        .expect("carol's invitation is pending");
+    pending.created_at = now() - chrono::Duration::seconds(5);
+    pending.expires_at = pending.created_at + chrono::Duration::days(15);
+    let text = plan_text(&p.plan, false);
+    assert!(
+        text.contains("was sent today and expires in 15 days"),
+        "{text}"
+    );
+}
