@@ -171,7 +171,14 @@ impl Service {
             name: inv.name.clone(),
             roles: inv.roles.clone(),
             joined_at: now,
-            two_factor: false,
+            // What the joining sign-in showed; the members list reports it.
+            two_factor: matches!(
+                who,
+                Principal::Person {
+                    two_factor: true,
+                    ..
+                }
+            ),
         };
         state.members.insert(member.email.clone(), member.clone());
         state.check_invariants().map_err(ServiceError::Conflict)?;
