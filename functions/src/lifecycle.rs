@@ -121,6 +121,33 @@ impl Service {
         })
     }
 
+    /// Opens a link for the person it is addressed to: resolves it, checks
+    /// the link's own expiry when `expired` names the error to give, loads
+    /// its team, and checks that team's 2FA requirement.
+    async fn open_link(
+        &self,
+        secret: &str,
+        who: &Principal,
+        kind: &str,
+        invalid: &'static str,
+        expired: Option<(&'static str, &'static str)>,
+        now: Timestamp,
+    ) -> Result<(Link, TeamState), ServiceError> {
+        let link = self.link(secret, kind, invalid).await?;
+        acts_as(who, &link.email)?;
+        if let Some((code, message)) = expired
+            && now >= link.valid_until
+        {
+            return Err(gone(code, message));
+        }
+        let state = self
+            .load(&link.team)
+            .await?
+            .ok_or_else(|| gone(invalid, "the team is gone"))?;
+        require_2fa(who, &state)?;
+        Ok((link, state))
+    }
+
     /// Accepts an invitation: the invited person becomes a member with the
     /// invitation's roles. The link works once and not after it expires.
     pub async fn accept_invitation(
@@ -129,21 +156,20 @@ impl Service {
         who: &Principal,
     ) -> Result<Membership, ServiceError> {
         let now = self.now();
-        let link = self
-            .link(secret, "invitation", "invitation_invalid")
+        let expired = (
+            "invitation_expired",
+            "this invitation has expired; ask for a new one",
+        );
+        let (link, mut state) = self
+            .open_link(
+                secret,
+                who,
+                "invitation",
+                "invitation_invalid",
+                Some(expired),
+                now,
+            )
             .await?;
-        acts_as(who, &link.email)?;
-        if now >= link.valid_until {
-            return Err(gone(
-                "invitation_expired",
-                "this invitation has expired; ask for a new one",
-            ));
-        }
-        let mut state = self
-            .load(&link.team)
-            .await?
-            .ok_or_else(|| gone("invitation_invalid", "the team is gone"))?;
-        require_2fa(who, &state)?;
         let inv = match state.invitations.get(&link.email) {
             Some(inv) if inv.link == link.link => inv.clone(),
             Some(_) => {
@@ -362,13 +388,9 @@ impl Service {
         who: &Principal,
     ) -> Result<u64, ServiceError> {
         let now = self.now();
-        let link = self.link(secret, "transfer", "transfer_invalid").await?;
-        acts_as(who, &link.email)?;
-        let mut state = self
-            .load(&link.team)
-            .await?
-            .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
-        require_2fa(who, &state)?;
+        let (link, mut state) = self
+            .open_link(secret, who, "transfer", "transfer_invalid", None, now)
+            .await?;
         let mut transfer = self.pending_transfer(&state, &link, now)?;
         if state.owner != link.email {
             return Err(gone(
@@ -426,15 +448,16 @@ impl Service {
         who: &Principal,
     ) -> Result<Membership, ServiceError> {
         let now = self.now();
-        let link = self
-            .link(secret, "transfer_accept", "transfer_invalid")
+        let (link, mut state) = self
+            .open_link(
+                secret,
+                who,
+                "transfer_accept",
+                "transfer_invalid",
+                None,
+                now,
+            )
             .await?;
-        acts_as(who, &link.email)?;
-        let mut state = self
-            .load(&link.team)
-            .await?
-            .ok_or_else(|| gone("transfer_invalid", "the team is gone"))?;
-        require_2fa(who, &state)?;
         let transfer = self.pending_transfer(&state, &link, now)?;
         if !transfer.owner_confirmed || transfer.to != link.email || state.owner != transfer.from {
             return Err(gone(

@@ -371,12 +371,12 @@ impl Service {
             },
             Change::UpdateSettings { from, to },
         ) = (who, change)
+            && to.require_2fa
+            && !from.require_2fa
         {
-            if to.require_2fa && !from.require_2fa {
-                return Err(ServiceError::TwoFactorRequired(format!(
-                    "change {index}: sign in with a second factor before requiring one, or you lock yourself out"
-                )));
-            }
+            return Err(ServiceError::TwoFactorRequired(format!(
+                "change {index}: sign in with a second factor before requiring one, or you lock yourself out"
+            )));
         }
         if let (Principal::Person { email, .. }, Change::RemoveMember { email: target, .. }) =
             (who, change)
