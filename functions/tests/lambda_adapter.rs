@@ -16,6 +16,11 @@ use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
 async fn router_with_acme() -> axum::Router {
+    router_with_acme_and(&[]).await
+}
+
+/// acme, owned by alice, with `more` changes applied after its creation.
+async fn router_with_acme_and(more: &[teamform_core::Change]) -> axum::Router {
     let store = SqliteStore::in_memory().expect("store");
     let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
     let svc = Arc::new(Service::new(
@@ -24,14 +29,15 @@ async fn router_with_acme() -> axum::Router {
         Arc::new(clock),
         "https://x".into(),
     ));
-    let create = teamform_core::Change::CreateTeam {
+    let mut changes = vec![teamform_core::Change::CreateTeam {
         display_name: "Acme".into(),
         owner: teamform_core::Email::parse("alice@acme.com").expect("email"),
-    };
+    }];
+    changes.extend_from_slice(more);
     svc.execute(
         &"acme".parse().expect("id"),
         &Principal::LocalOwner,
-        &[create],
+        &changes,
         Some(0),
         &BatchOptions::default(),
     )
@@ -122,38 +128,14 @@ async fn a_person_creates_their_own_team_and_malformed_bodies_are_problems() {
 
 #[tokio::test]
 async fn a_team_requiring_2fa_reads_the_amr_claim() {
-    let store = SqliteStore::in_memory().expect("store");
-    let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
-    let svc = Arc::new(Service::new(
-        Arc::new(store),
-        Arc::new(Catalog::standard()),
-        Arc::new(clock),
-        "https://x".into(),
-    ));
-    let owner = teamform_core::Email::parse("alice@acme.com").expect("email");
-    let changes = [
-        teamform_core::Change::CreateTeam {
-            display_name: "Acme".into(),
-            owner,
+    let router = router_with_acme_and(&[teamform_core::Change::UpdateSettings {
+        from: teamform_core::model::Settings::default(),
+        to: teamform_core::model::Settings {
+            require_2fa: true,
+            ..Default::default()
         },
-        teamform_core::Change::UpdateSettings {
-            from: teamform_core::model::Settings::default(),
-            to: teamform_core::model::Settings {
-                require_2fa: true,
-                ..Default::default()
-            },
-        },
-    ];
-    svc.execute(
-        &"acme".parse().expect("id"),
-        &Principal::LocalOwner,
-        &changes,
-        Some(0),
-        &BatchOptions::default(),
-    )
-    .await
-    .expect("acme requiring 2FA");
-    let router = app(AppState::new(svc, Anonymous::Refused));
+    }])
+    .await;
     let (status, _, body) = invoke(&router, "state-jwt-owner.json").await;
     assert_eq!(
         (status, body["code"].as_str()),
