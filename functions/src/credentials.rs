@@ -215,7 +215,12 @@ impl Service {
     ) -> Result<Created<TokenView>, ServiceError> {
         let (email, two_factor) = match owner {
             Principal::Person { email, two_factor } => (Some(email), *two_factor),
-            Principal::LocalOwner => (None, false),
+            Principal::LocalOwner if self.local_owner_tokens() => (None, false),
+            Principal::LocalOwner => {
+                return Err(ServiceError::Forbidden(
+                    "this host does not honour local-owner tokens".into(),
+                ));
+            }
             Principal::ApiKey { .. } => {
                 return Err(ServiceError::Forbidden(
                     "API keys cannot make personal tokens".into(),
@@ -361,13 +366,14 @@ impl Service {
             {
                 return Err(ServiceError::Unauthenticated);
             }
-            return Ok(match record.email {
-                Some(email) => Principal::Person {
+            return match record.email {
+                Some(email) => Ok(Principal::Person {
                     email,
                     two_factor: record.two_factor,
-                },
-                None => Principal::LocalOwner,
-            });
+                }),
+                None if self.local_owner_tokens() => Ok(Principal::LocalOwner),
+                None => Err(ServiceError::Unauthenticated),
+            };
         }
         Err(ServiceError::Unauthenticated)
     }

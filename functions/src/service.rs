@@ -106,6 +106,11 @@ pub trait MailSink: Send + Sync + 'static {
 
 pub struct Service {
     mail_sink: Option<Arc<dyn MailSink>>,
+    /// Whether a personal token minted for the local owner (no email) is
+    /// honoured. Only `teamform serve` over its own SQLite file sets this:
+    /// Lambda and a `serve` over DynamoDB never do, so such a token left in a
+    /// shared table opens nothing.
+    local_owner_tokens: bool,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
@@ -140,6 +145,7 @@ impl Service {
     ) -> Self {
         Self {
             mail_sink: None,
+            local_owner_tokens: false,
             store,
             catalog,
             clock,
@@ -150,6 +156,16 @@ impl Service {
     pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
         self.mail_sink = Some(sink);
         self
+    }
+
+    /// Honours personal tokens of the local owner (see `local_owner_tokens`).
+    pub fn with_local_owner_tokens(mut self) -> Self {
+        self.local_owner_tokens = true;
+        self
+    }
+
+    pub fn local_owner_tokens(&self) -> bool {
+        self.local_owner_tokens
     }
 
     pub fn public_url(&self) -> &str {

@@ -83,7 +83,8 @@ pub async fn serve(
         .map(|p| p.join("outbox"))
         .unwrap_or_else(|| PathBuf::from(".teamform/outbox"));
     let service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
-        .with_mail_sink(Arc::new(PrintMail(outbox)));
+        .with_mail_sink(Arc::new(PrintMail(outbox)))
+        .with_local_owner_tokens();
     let service = Arc::new(service);
     println!(
         "teamform serve: catalog {}, listening on http://{local}",
