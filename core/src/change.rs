@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, RoleName};
+use crate::catalog::{Catalog, Permission, RoleName};
 use crate::model::{
     CustomRole, Email, Invitation, Member, PendingTransfer, Roles, Settings, TeamState, Timestamp,
 };
@@ -145,6 +145,12 @@ pub enum ChangeError {
     InvalidSetting(String),
     #[error("{0} is already the owner")]
     AlreadyOwner(String),
+    /// The change's before-image is not the live team.
+    #[error("stale change: {0}; plan again")]
+    Stale(String),
+    /// A name or display name that cannot be shown safely.
+    #[error("{0}")]
+    InvalidText(String),
 }
 
 impl ChangeError {
@@ -168,30 +174,140 @@ impl ChangeError {
             ChangeError::SeatLimit(_) => "seat_limit_reached",
             ChangeError::InvalidSetting(_) => "invalid_setting",
             ChangeError::AlreadyOwner(_) => "already_owner",
+            ChangeError::Stale(_) => "stale_change",
+            ChangeError::InvalidText(_) => "invalid_text",
         }
     }
 }
 
 impl Change {
-    pub fn requirement(&self) -> Requirement {
+    /// What the actor must hold to make this change to `live`, the team as
+    /// it stands when the change is applied. Computed from live state and the
+    /// change's target only, never from the change's own before-image: a
+    /// client cannot lower a requirement by describing the team wrongly.
+    pub fn requirements(&self, live: &TeamState) -> Vec<Requirement> {
         use Requirement::*;
         match self {
-            Change::CreateTeam { .. } | Change::TransferOwnership { .. } => Owner,
-            Change::RenameTeam { .. } => Permission("team.settings.manage"),
-            Change::UpdateSettings { from, to } if from.require_2fa != to.require_2fa => {
-                Permission("team.security.manage")
+            Change::CreateTeam { .. } | Change::TransferOwnership { .. } => vec![Owner],
+            Change::RenameTeam { .. } => vec![Permission("team.settings.manage")],
+            Change::UpdateSettings { to, .. } => {
+                let live = &live.settings;
+                let mut needs = Vec::new();
+                if live.require_2fa != to.require_2fa {
+                    needs.push(Permission("team.security.manage"));
+                }
+                let Settings {
+                    require_2fa: _,
+                    invitation_ttl_days,
+                    seat_limit,
+                } = to;
+                let others_change = live.invitation_ttl_days != *invitation_ttl_days
+                    || live.seat_limit != *seat_limit;
+                if others_change || needs.is_empty() {
+                    needs.push(Permission("team.settings.manage"));
+                }
+                needs
             }
-            Change::UpdateSettings { .. } => Permission("team.settings.manage"),
             Change::CreateRole { .. } | Change::UpdateRole { .. } | Change::DeleteRole { .. } => {
-                Permission("team.roles.manage")
+                vec![Permission("team.roles.manage")]
             }
             Change::Invite { .. } | Change::Reinvite { .. } | Change::RevokeInvitation { .. } => {
-                Permission("team.members.invite")
+                vec![Permission("team.members.invite")]
             }
             Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => {
-                Permission("team.members.roles")
+                vec![Permission("team.members.roles")]
             }
-            Change::RemoveMember { .. } => Permission("team.members.remove"),
+            Change::RemoveMember { .. } => vec![Permission("team.members.remove")],
+        }
+    }
+
+    /// The permissions this change gives to someone who did not hold them
+    /// through its target before, judged against `live` (the team before the
+    /// change): every permission of the roles an invitation carries (a new
+    /// link is a new grant), the permissions a role change adds to a person,
+    /// and the permissions a custom-role edit adds to the role. Taking
+    /// permissions away grants nothing. The service refuses a change whose
+    /// grant exceeds what its actor holds.
+    pub fn grants<'a>(&'a self, live: &'a TeamState, catalog: &'a Catalog) -> BTreeSet<&'a Permission> {
+        let of = |roles: &'a Roles| catalog.permissions_of(roles, &live.roles);
+        let added = |before: BTreeSet<&'a Permission>, after: BTreeSet<&'a Permission>| {
+            after.difference(&before).copied().collect()
+        };
+        match self {
+            Change::Invite { roles, .. } | Change::Reinvite { roles, .. } => of(roles),
+            Change::ChangeInvitationRoles { email, to, .. } => {
+                let before = live.invitations.get(email).map(|i| of(&i.roles)).unwrap_or_default();
+                added(before, of(to))
+            }
+            Change::ChangeRoles { email, to, .. } => {
+                let before = live.members.get(email).map(|m| of(&m.roles)).unwrap_or_default();
+                added(before, of(to))
+            }
+            Change::CreateRole { role, .. } => role.permissions.iter().collect(),
+            Change::UpdateRole { name, to, .. } => {
+                let before = live
+                    .roles
+                    .get(name)
+                    .map(|r| r.permissions.iter().collect())
+                    .unwrap_or_default();
+                added(before, to.permissions.iter().collect())
+            }
+            Change::CreateTeam { .. }
+            | Change::RenameTeam { .. }
+            | Change::UpdateSettings { .. }
+            | Change::DeleteRole { .. }
+            | Change::RevokeInvitation { .. }
+            | Change::RemoveMember { .. }
+            | Change::TransferOwnership { .. } => BTreeSet::new(),
+        }
+    }
+
+    /// Compares the change's before-image (`from`, the roles it removes, the
+    /// invitation it revokes) with `live`. A change describing a team that is
+    /// not the live one is stale: it was planned against another version, or
+    /// a client is lying about the team. A target that does not exist at all
+    /// is left to `apply`, which names it precisely.
+    pub fn check_before_image(&self, live: &TeamState) -> Result<(), ChangeError> {
+        let stale = |what: String| Err(ChangeError::Stale(what));
+        match self {
+            Change::RenameTeam { from, .. } if from != &live.display_name => {
+                stale(format!("the display name is `{}`", live.display_name))
+            }
+            Change::UpdateSettings { from, .. } if from != &live.settings => {
+                stale("the settings differ from `from`".into())
+            }
+            Change::UpdateRole { name, from: role, .. } | Change::DeleteRole { name, role }
+                if live.roles.get(name).is_some_and(|r| r != role) =>
+            {
+                stale(format!("role `{name}` differs from the one given"))
+            }
+            Change::ChangeRoles { email, from, .. } | Change::RemoveMember { email, roles: from }
+                if live.members.get(email).is_some_and(|m| &m.roles != from) =>
+            {
+                stale(format!("{email} holds other roles"))
+            }
+            Change::ChangeInvitationRoles { email, from, .. }
+                if live.invitations.get(email).is_some_and(|i| &i.roles != from) =>
+            {
+                stale(format!("the invitation of {email} carries other roles"))
+            }
+            Change::RevokeInvitation { email, roles, created_at }
+                if live
+                    .invitations
+                    .get(email)
+                    .is_some_and(|i| &i.roles != roles || &i.created_at != created_at) =>
+            {
+                stale(format!("the invitation of {email} is another one"))
+            }
+            Change::Reinvite { email, expired_at, .. }
+                if live.invitations.get(email).is_some_and(|i| &i.expires_at != expired_at) =>
+            {
+                stale(format!("the invitation of {email} is another one"))
+            }
+            Change::TransferOwnership { from, .. } if from != &live.owner => {
+                stale(format!("the owner is {}", live.owner))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -274,6 +390,13 @@ pub fn check_roles(roles: &Roles, catalog: &Catalog, state: &TeamState) -> Resul
     Ok(())
 }
 
+fn check_person_name(name: &Option<String>) -> Result<(), ChangeError> {
+    match name {
+        Some(n) => check_text("name", n, MAX_NAME_CHARS),
+        None => Ok(()),
+    }
+}
+
 fn check_custom_role(
     name: &RoleName,
     role: &CustomRole,
@@ -282,6 +405,7 @@ fn check_custom_role(
     if !catalog.custom_roles {
         return Err(ChangeError::CustomRolesDisabled);
     }
+    check_description("the role's description", &role.description)?;
     if name.is_owner() || catalog.has_role(name) {
         return Err(ChangeError::RoleExists(name.to_string()));
     }
@@ -291,6 +415,49 @@ fn check_custom_role(
         }
     }
     Ok(())
+}
+
+/// Longest display name of a team, and name of a person, role or credential.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest description of a custom role.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// Checks text that people see in emails, pages and logs: 1 to `max`
+/// characters (`max` counted in characters, not bytes), not blank, and free
+/// of control characters, line and paragraph separators and bidirectional
+/// overrides, any of which could forge an email header, a log line or what a
+/// reader sees. Every path that stores such text (HTTP, team.yaml) calls this.
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), ChangeError> {
+    if text.trim().is_empty() {
+        return Err(ChangeError::InvalidText(format!("{what} must not be empty")));
+    }
+    let count = text.chars().count();
+    if count > max {
+        return Err(ChangeError::InvalidText(format!(
+            "{what} must be at most {max} characters, got {count}"
+        )));
+    }
+    if let Some((i, c)) = text.chars().enumerate().find(|(_, c)| is_unsafe_char(*c)) {
+        return Err(ChangeError::InvalidText(format!(
+            "{what} contains the control character U+{:04X} at character {}",
+            u32::from(c),
+            i + 1
+        )));
+    }
+    Ok(())
+}
+
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `check_text` for an optional description, which may be empty.
+fn check_description(what: &str, text: &str) -> Result<(), ChangeError> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    check_text(what, text, MAX_DESCRIPTION_CHARS)
 }
 
 pub fn check_settings(settings: &Settings) -> Result<(), ChangeError> {
@@ -316,6 +483,7 @@ impl TeamState {
         catalog: &Catalog,
         now: Timestamp,
     ) -> Result<(), ChangeError> {
+        change.check_before_image(self)?;
         match change {
             Change::CreateTeam {
                 display_name,
@@ -324,14 +492,11 @@ impl TeamState {
                 if self.version != 0 {
                     return Err(ChangeError::TeamExists(self.team.to_string()));
                 }
+                check_text("display_name", display_name, MAX_NAME_CHARS)?;
                 *self = TeamState::new(self.team.clone(), display_name.clone(), owner.clone(), now);
             }
             Change::RenameTeam { to, .. } => {
-                if to.trim().is_empty() || to.len() > 200 {
-                    return Err(ChangeError::InvalidSetting(
-                        "display_name must be 1 to 200 characters".into(),
-                    ));
-                }
+                check_text("display_name", to, MAX_NAME_CHARS)?;
                 self.display_name = to.clone();
             }
             Change::CreateRole { name, role } => {
@@ -375,6 +540,7 @@ impl TeamState {
                 if self.invitations.contains_key(email) {
                     return Err(ChangeError::AlreadyInvited(email.to_string()));
                 }
+                check_person_name(name)?;
                 check_roles(roles, catalog, self)?;
                 let invitation = self.new_invitation(email, name, roles, now);
                 self.invitations.insert(email.clone(), invitation);
@@ -385,6 +551,7 @@ impl TeamState {
                 if !self.invitations.contains_key(email) {
                     return Err(ChangeError::NotInvited(email.to_string()));
                 }
+                check_person_name(name)?;
                 check_roles(roles, catalog, self)?;
                 let invitation = self.new_invitation(email, name, roles, now);
                 self.invitations.insert(email.clone(), invitation);

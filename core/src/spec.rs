@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
 use crate::catalog::{Catalog, Permission, RoleName};
 use crate::model::{CustomRole, Email, Roles, Settings, TeamId, TeamState};
 use crate::plan::RemovalLimit;
@@ -146,11 +147,8 @@ impl TeamSpec {
         };
         let display_name = field("display_name").and_then(|(_, v)| {
             let s = yaml::string(v, "`display_name`", &mut c)?;
-            if s.trim().is_empty() || s.len() > 200 {
-                c.error(
-                    yaml::loc_of(v),
-                    "`display_name` must be 1 to 200 characters",
-                );
+            if let Err(e) = check_text("`display_name`", &s, MAX_NAME_CHARS) {
+                c.error(yaml::loc_of(v), e.to_string());
             }
             Some(s)
         });
@@ -369,6 +367,12 @@ fn parse_roles(
         for (k, _, v) in yaml::mapping(value, &what, Some(&["description", "permissions"]), c) {
             if k == "description" {
                 role.description = yaml::string(v, "`description`", c).unwrap_or_default();
+                if !role.description.is_empty()
+                    && let Err(e) =
+                        check_text("`description`", &role.description, MAX_DESCRIPTION_CHARS)
+                {
+                    c.error(yaml::loc_of(v), e.to_string());
+                }
                 continue;
             }
             saw_permissions = true;
@@ -495,7 +499,13 @@ fn parse_members(
                 Some(e)
             }),
         };
-        let name = get("name").and_then(|v| yaml::string(v, "`name`", c));
+        let name = get("name").and_then(|v| {
+            let s = yaml::string(v, "`name`", c)?;
+            if let Err(e) = check_text("`name`", &s, MAX_NAME_CHARS) {
+                c.error(yaml::loc_of(v), e.to_string());
+            }
+            Some(s)
+        });
         let mut roles = Roles::new();
         match get("roles") {
             None => c.error(

@@ -229,6 +229,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }
+            ServiceError::Escalation(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "escalation", detail)
+            }
             ServiceError::VersionConflict { expected, actual } => ApiError {
                 extra: Some(json!({ "expected_version": expected, "current_version": actual })),
                 ..ApiError::new(
@@ -246,7 +249,9 @@ impl From<ServiceError> for ApiError {
             } => {
                 let status = match error.code() {
                     "already_member" | "already_invited" | "role_exists" | "role_in_use"
-                    | "team_exists" | "seat_limit_reached" => StatusCode::CONFLICT,
+                    | "team_exists" | "seat_limit_reached" | "stale_change" => {
+                        StatusCode::CONFLICT
+                    }
                     "owner_protected" => StatusCode::FORBIDDEN,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
@@ -844,12 +849,9 @@ async fn check(
             }],
         ));
     }
-    let perm = p.permission.clone();
-    let allowed = match who.standing(&snapshot) {
-        crate::auth::Standing::Owner => true,
-        crate::auth::Standing::Roles(roles) => catalog.allows(&roles, &snapshot.roles, &perm),
-        crate::auth::Standing::Outsider => false,
-    };
+    let allowed = who
+        .held(&snapshot, catalog)
+        .is_some_and(|held| held.has(&p.permission));
     Ok(Json(
         json!({ "permission": p.permission, "allowed": allowed }),
     ))
@@ -863,8 +865,16 @@ pub struct CreateApiKey {
     #[schema(example = "ci")]
     pub name: String,
     /// Roles of the team; never `owner`, and nothing beyond the caller's own permissions.
+    #[serde(default)]
     #[schema(value_type = Vec<String>, example = json!(["viewer"]))]
     pub roles: Roles,
+    /// Permissions the key holds directly, besides its roles; `*` stands for
+    /// every permission the caller holds (a pipeline key that can apply a
+    /// whole team.yaml). Never more than the caller holds; ownership is never
+    /// a permission a key can hold.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!([]))]
+    pub permissions: Vec<String>,
     /// When the key stops working (RFC 3339, in the future); never by default.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -909,6 +919,7 @@ async fn create_api_key(
             &who,
             &body.name,
             &body.roles,
+            &body.permissions,
             body.expires_at,
             expected,
         )

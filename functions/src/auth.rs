@@ -2,7 +2,10 @@
 //! team. Credentials of one team never reach another: an API key of team A
 //! asking about team B gets "not found", exactly as if B did not exist.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
+use teamform_core::catalog::Permission;
 use teamform_core::change::Requirement;
 use teamform_core::model::Roles;
 use teamform_core::{Catalog, Email, TeamId, TeamState};
@@ -17,12 +20,43 @@ pub enum Principal {
     /// A person, from a personal access token or verified JWT claims.
     /// `two_factor`: the sign-in behind the credential used a second factor.
     Person { email: Email, two_factor: bool },
-    /// A team API key: its team, id and roles (never `owner`).
+    /// A team API key: its team, id, roles (never `owner`) and the
+    /// permissions it holds directly besides its roles.
     ApiKey {
         team: TeamId,
         id: String,
         roles: Roles,
+        permissions: BTreeSet<Permission>,
     },
+}
+
+/// What a principal holds in one team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held<'a> {
+    /// The owner: every permission, and the owner-only changes.
+    All,
+    Some(BTreeSet<&'a Permission>),
+}
+
+impl Held<'_> {
+    pub fn has(&self, permission: &str) -> bool {
+        match self {
+            Held::All => true,
+            Held::Some(set) => set.iter().any(|p| p.as_str() == permission),
+        }
+    }
+
+    /// The permissions of `wanted` this holder lacks; empty for the owner.
+    pub fn lacking<'p>(&self, wanted: &BTreeSet<&'p Permission>) -> BTreeSet<&'p Permission> {
+        match self {
+            Held::All => BTreeSet::new(),
+            Held::Some(set) => wanted
+                .iter()
+                .filter(|p| !set.iter().any(|q| q.as_str() == p.as_str()))
+                .copied()
+                .collect(),
+        }
+    }
 }
 
 /// How a principal stands in one team.
@@ -81,15 +115,29 @@ impl Principal {
         }
     }
 
+    /// What the principal holds in this team; `None` for an outsider.
+    pub fn held<'a>(&'a self, state: &'a TeamState, catalog: &'a Catalog) -> Option<Held<'a>> {
+        let roles = match self {
+            Principal::LocalOwner => return Some(Held::All),
+            Principal::Person { email, .. } if email == &state.owner => return Some(Held::All),
+            Principal::Person { email, .. } => &state.members.get(email)?.roles,
+            Principal::ApiKey { team, .. } if team != &state.team => return None,
+            Principal::ApiKey { roles, .. } => roles,
+        };
+        let mut set = catalog.permissions_of(roles, &state.roles);
+        if let Principal::ApiKey { permissions, .. } = self {
+            set.extend(permissions.iter());
+        }
+        Some(Held::Some(set))
+    }
+
     /// Whether the principal meets a requirement in this team.
     pub fn may(&self, state: &TeamState, catalog: &Catalog, req: Requirement) -> bool {
-        match (self.standing(state), req) {
-            (Standing::Outsider, _) => false,
-            (Standing::Owner, _) => true,
-            (Standing::Roles(_), Requirement::Owner) => false,
-            (Standing::Roles(roles), Requirement::Permission(p)) => {
-                catalog.allows(&roles, &state.roles, p)
-            }
+        match (self.held(state, catalog), req) {
+            (None, _) => false,
+            (Some(Held::All), _) => true,
+            (Some(Held::Some(_)), Requirement::Owner) => false,
+            (Some(held), Requirement::Permission(p)) => held.has(p),
         }
     }
 }

@@ -5,9 +5,13 @@
 //! time. A revoked key stops working at once: its look-up item is deleted in
 //! the same transaction that marks it revoked.
 
+use std::collections::BTreeSet;
+
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use teamform_core::catalog::Permission;
+use teamform_core::change::{MAX_NAME_CHARS, check_roles, check_text};
 use teamform_core::model::Roles;
 use teamform_core::{Email, TeamId, Timestamp};
 
@@ -25,6 +29,9 @@ pub struct ApiKeyView {
     pub id: String,
     pub name: String,
     pub roles: Roles,
+    /// Permissions held directly, besides the roles.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub permissions: BTreeSet<Permission>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
@@ -81,36 +88,40 @@ fn valid_until(expires_at: Option<Timestamp>) -> Option<i64> {
 }
 
 impl Service {
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_api_key(
         &self,
         team: &TeamId,
         who: &Principal,
         name: &str,
         roles: &Roles,
+        permissions: &[String],
         expires_at: Option<Timestamp>,
         expected: Option<u64>,
     ) -> Result<Created<ApiKeyView>, ServiceError> {
         let state = self.authorized(team, who, "team.api_keys.manage").await?;
         check_version(&state, expected)?;
-        if name.trim().is_empty() || name.len() > 100 {
-            return Err(ServiceError::Invalid {
-                code: "validation_failed",
-                message: "name must be 1 to 100 characters".into(),
-            });
+        check_credential_name(name)?;
+        let catalog = self.catalog();
+        let permissions = self.key_permissions(&state, who, permissions)?;
+        if roles.is_empty() && permissions.is_empty() {
+            return Err(invalid("a key needs at least one role or permission"));
         }
-        check_grant(self, &state, who, roles)?;
+        if !roles.is_empty() {
+            check_roles(roles, catalog, &state)
+                .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
+        }
+        let mut granted = catalog.permissions_of(roles, &state.roles);
+        granted.extend(permissions.iter());
+        check_grant(who, &state, catalog, &granted)?;
         let now = self.now();
-        if expires_at.is_some_and(|t| t <= now) {
-            return Err(ServiceError::Invalid {
-                code: "validation_failed",
-                message: "expires_at is in the past".into(),
-            });
-        }
+        check_expiry(expires_at, now)?;
         let fresh = secret::generate("tfk_");
         let view = ApiKeyView {
             id: secret::id(),
             name: name.to_owned(),
             roles: roles.clone(),
+            permissions,
             created_at: now,
             expires_at,
             last_used_at: None,
@@ -137,7 +148,7 @@ impl Service {
                 condition: Condition::NotExists,
             },
         ];
-        let detail = json!({ "id": view.id, "name": view.name, "roles": view.roles });
+        let detail = json!({ "id": view.id, "name": view.name, "roles": view.roles, "permissions": view.permissions });
         self.commit_operation(&state, who, "create_api_key", detail, writes)
             .await?;
         Ok(Created {
@@ -227,6 +238,8 @@ impl Service {
                 ));
             }
         };
+        check_credential_name(name)?;
+        check_expiry(expires_at, self.now())?;
         let fresh = secret::generate("tfp_");
         let view = TokenView {
             id: secret::id(),
@@ -351,6 +364,7 @@ impl Service {
                 team,
                 id: record.view.id,
                 roles: record.view.roles,
+                permissions: record.view.permissions,
             });
         }
         if bearer.starts_with("tfp_") {
@@ -404,6 +418,66 @@ impl Service {
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        code: "validation_failed",
+        message: message.into(),
+    }
+}
+
+/// Names of API keys and personal tokens: shown on pages and in audit, so
+/// held to the rule of every name (no control characters, bounded).
+fn check_credential_name(name: &str) -> Result<(), ServiceError> {
+    check_text("name", name, MAX_NAME_CHARS).map_err(|e| invalid(e.to_string()))
+}
+
+/// A credential's expiry, when it has one, lies in the future.
+fn check_expiry(expires_at: Option<Timestamp>, now: Timestamp) -> Result<(), ServiceError> {
+    if expires_at.is_some_and(|t| t <= now) {
+        return Err(invalid("expires_at is in the past"));
+    }
+    Ok(())
+}
+
+impl Service {
+    /// The permissions a new key holds directly: each must be in the catalog;
+    /// `*` stands for every permission the creator holds.
+    fn key_permissions(
+        &self,
+        state: &teamform_core::TeamState,
+        who: &Principal,
+        asked: &[String],
+    ) -> Result<BTreeSet<Permission>, ServiceError> {
+        let catalog = self.catalog();
+        let mut out = BTreeSet::new();
+        for p in asked {
+            if p == "*" {
+                let held = who.held(state, catalog).ok_or(ServiceError::NotFound)?;
+                out.extend(
+                    catalog
+                        .permissions
+                        .iter()
+                        .filter(|d| held.has(d.id.as_str()))
+                        .map(|d| d.id.clone()),
+                );
+                continue;
+            }
+            match catalog.permission(p) {
+                Some(def) => {
+                    out.insert(def.id.clone());
+                }
+                None => {
+                    return Err(ServiceError::invalid(
+                        "unknown_permission",
+                        format!("unknown permission `{p}`"),
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -49,12 +49,25 @@ pub enum ServiceError {
     /// A link that was used, replaced, revoked or has expired.
     #[error("{message}")]
     Gone { code: &'static str, message: String },
+    /// A grant of permissions the actor does not hold itself.
+    #[error("{0}")]
+    Escalation(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl ServiceError {
-    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    /// Names the change of a batch an error is about.
+    fn at(self, index: usize, action: &str) -> Self {
+        match self {
+            ServiceError::Escalation(m) => {
+                ServiceError::Escalation(format!("change {index} ({action}): {m}"))
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Invalid {
             code,
             message: message.into(),
@@ -353,14 +366,20 @@ impl Service {
         })
     }
 
+    /// Whether `who` may make `change` to `live`, the team as it stands
+    /// just before the change. Everything is judged from live state: the
+    /// change's before-image must match it (else `stale_change`), what the
+    /// change needs comes from live state and the change's target, and what
+    /// it grants must be held by the actor (nobody grants what they lack).
     fn authorize_change(
         &self,
         who: &Principal,
-        state: &TeamState,
+        live: &TeamState,
         change: &Change,
         index: usize,
         options: &BatchOptions,
     ) -> Result<(), ServiceError> {
+        let action = change.action();
         if let Change::CreateTeam { owner, .. } = change {
             return match who {
                 Principal::LocalOwner => Ok(()),
@@ -370,25 +389,34 @@ impl Service {
                 )),
             };
         }
-        let req = change.requirement();
-        if !who.may(state, &self.catalog, req) {
-            let need = match req {
-                Requirement::Owner => "only the owner may do this".to_owned(),
-                Requirement::Permission(p) => format!("this needs the permission `{p}`"),
-            };
-            return Err(ServiceError::Forbidden(format!(
-                "change {index} ({}): {need}",
-                change.action()
-            )));
+        change
+            .check_before_image(live)
+            .map_err(|error| ServiceError::Change {
+                index,
+                action,
+                error,
+            })?;
+        for req in change.requirements(live) {
+            if !who.may(live, &self.catalog, req) {
+                let need = match req {
+                    Requirement::Owner => "only the owner may do this".to_owned(),
+                    Requirement::Permission(p) => format!("this needs the permission `{p}`"),
+                };
+                return Err(ServiceError::Forbidden(format!(
+                    "change {index} ({action}): {need}"
+                )));
+            }
         }
+        check_grant(who, live, &self.catalog, &change.grants(live, &self.catalog))
+            .map_err(|e| e.at(index, action))?;
         if let (
             Principal::Person {
                 two_factor: false, ..
             },
-            Change::UpdateSettings { from, to },
+            Change::UpdateSettings { to, .. },
         ) = (who, change)
             && to.require_2fa
-            && !from.require_2fa
+            && !live.settings.require_2fa
         {
             return Err(ServiceError::TwoFactorRequired(format!(
                 "change {index}: sign in with a second factor before requiring one, or you lock yourself out"
@@ -812,26 +840,26 @@ fn user_team_item(email: &Email, team: &TeamId, now: Timestamp) -> Item {
         .with("joined_at", now.to_rfc3339())
 }
 
-/// Roles given to a credential must exist, never include `owner`, and grant
-/// nothing the granting principal does not hold itself.
+/// The escalation rule: a principal grants, by any path (an invitation, a
+/// role change, a custom-role edit, an API key), only permissions it holds
+/// itself; the owner holds them all.
 pub(crate) fn check_grant(
-    svc: &Service,
-    state: &TeamState,
     who: &Principal,
-    roles: &Roles,
+    live: &TeamState,
+    catalog: &Catalog,
+    granted: &BTreeSet<&teamform_core::catalog::Permission>,
 ) -> Result<(), ServiceError> {
-    teamform_core::change::check_roles(roles, &svc.catalog, state)
-        .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
-    if let Standing::Roles(own) = who.standing(state) {
-        let mine = svc.catalog.permissions_of(&own, &state.roles);
-        let wanted = svc.catalog.permissions_of(roles, &state.roles);
-        let beyond: BTreeSet<_> = wanted.difference(&mine).map(|p| p.as_str()).collect();
-        if !beyond.is_empty() {
-            return Err(ServiceError::Forbidden(format!(
-                "you cannot grant permissions you do not hold: {}",
-                beyond.into_iter().collect::<Vec<_>>().join(", ")
-            )));
-        }
+    let held = who.held(live, catalog).ok_or(ServiceError::NotFound)?;
+    let beyond = held.lacking(granted);
+    if beyond.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(ServiceError::Escalation(format!(
+        "you cannot grant permissions you do not hold: {}",
+        beyond
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }

@@ -63,12 +63,16 @@ const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 fn local_app() -> Router {
     let store = SqliteStore::in_memory().expect("in-memory store");
     let clock = ManualClock::new("2026-11-28T12:00:00Z".parse().expect("time"));
-    let service = Arc::new(Service::new(
-        Arc::new(store),
-        Arc::new(Catalog::standard()),
-        Arc::new(clock),
-        "http://test".into(),
-    ));
+    // The local host, like `teamform serve` over its own SQLite file.
+    let service = Arc::new(
+        Service::new(
+            Arc::new(store),
+            Arc::new(Catalog::standard()),
+            Arc::new(clock),
+            "http://test".into(),
+        )
+        .with_local_owner_tokens(),
+    );
     app(AppState::new(service, Anonymous::LocalOwner))
 }
 
