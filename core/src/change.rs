@@ -228,7 +228,11 @@ impl Change {
     /// and the permissions a custom-role edit adds to the role. Taking
     /// permissions away grants nothing. The service refuses a change whose
     /// grant exceeds what its actor holds.
-    pub fn grants<'a>(&'a self, live: &'a TeamState, catalog: &'a Catalog) -> BTreeSet<&'a Permission> {
+    pub fn grants<'a>(
+        &'a self,
+        live: &'a TeamState,
+        catalog: &'a Catalog,
+    ) -> BTreeSet<&'a Permission> {
         let of = |roles: &'a Roles| catalog.permissions_of(roles, &live.roles);
         let added = |before: BTreeSet<&'a Permission>, after: BTreeSet<&'a Permission>| {
             after.difference(&before).copied().collect()
@@ -236,11 +240,19 @@ impl Change {
         match self {
             Change::Invite { roles, .. } | Change::Reinvite { roles, .. } => of(roles),
             Change::ChangeInvitationRoles { email, to, .. } => {
-                let before = live.invitations.get(email).map(|i| of(&i.roles)).unwrap_or_default();
+                let before = live
+                    .invitations
+                    .get(email)
+                    .map(|i| of(&i.roles))
+                    .unwrap_or_default();
                 added(before, of(to))
             }
             Change::ChangeRoles { email, to, .. } => {
-                let before = live.members.get(email).map(|m| of(&m.roles)).unwrap_or_default();
+                let before = live
+                    .members
+                    .get(email)
+                    .map(|m| of(&m.roles))
+                    .unwrap_or_default();
                 added(before, of(to))
             }
             Change::CreateRole { role, .. } => role.permissions.iter().collect(),
@@ -276,31 +288,45 @@ impl Change {
             Change::UpdateSettings { from, .. } if from != &live.settings => {
                 stale("the settings differ from `from`".into())
             }
-            Change::UpdateRole { name, from: role, .. } | Change::DeleteRole { name, role }
+            Change::UpdateRole {
+                name, from: role, ..
+            }
+            | Change::DeleteRole { name, role }
                 if live.roles.get(name).is_some_and(|r| r != role) =>
             {
                 stale(format!("role `{name}` differs from the one given"))
             }
-            Change::ChangeRoles { email, from, .. } | Change::RemoveMember { email, roles: from }
+            Change::ChangeRoles { email, from, .. }
+            | Change::RemoveMember { email, roles: from }
                 if live.members.get(email).is_some_and(|m| &m.roles != from) =>
             {
                 stale(format!("{email} holds other roles"))
             }
             Change::ChangeInvitationRoles { email, from, .. }
-                if live.invitations.get(email).is_some_and(|i| &i.roles != from) =>
-            {
-                stale(format!("the invitation of {email} carries other roles"))
-            }
-            Change::RevokeInvitation { email, roles, created_at }
                 if live
                     .invitations
                     .get(email)
-                    .is_some_and(|i| &i.roles != roles || &i.created_at != created_at) =>
+                    .is_some_and(|i| &i.roles != from) =>
+            {
+                stale(format!("the invitation of {email} carries other roles"))
+            }
+            Change::RevokeInvitation {
+                email,
+                roles,
+                created_at,
+            } if live
+                .invitations
+                .get(email)
+                .is_some_and(|i| &i.roles != roles || &i.created_at != created_at) =>
             {
                 stale(format!("the invitation of {email} is another one"))
             }
-            Change::Reinvite { email, expired_at, .. }
-                if live.invitations.get(email).is_some_and(|i| &i.expires_at != expired_at) =>
+            Change::Reinvite {
+                email, expired_at, ..
+            } if live
+                .invitations
+                .get(email)
+                .is_some_and(|i| &i.expires_at != expired_at) =>
             {
                 stale(format!("the invitation of {email} is another one"))
             }
@@ -429,7 +455,9 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 /// reader sees. Every path that stores such text (HTTP, team.yaml) calls this.
 pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), ChangeError> {
     if text.trim().is_empty() {
-        return Err(ChangeError::InvalidText(format!("{what} must not be empty")));
+        return Err(ChangeError::InvalidText(format!(
+            "{what} must not be empty"
+        )));
     }
     let count = text.chars().count();
     if count > max {

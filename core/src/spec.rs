@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
 use crate::catalog::{Catalog, Permission, RoleName};
+use crate::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
 use crate::model::{CustomRole, Email, Roles, Settings, TeamId, TeamState};
 use crate::plan::RemovalLimit;
 use crate::yaml::{self, Collector, Diagnostics, Loc};

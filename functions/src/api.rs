@@ -98,6 +98,8 @@ pub fn app(state: AppState) -> Router {
             crate::idempotency::layer,
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        // The one limit: `Json` would otherwise stop at axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(problem_only))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
@@ -249,9 +251,7 @@ impl From<ServiceError> for ApiError {
             } => {
                 let status = match error.code() {
                     "already_member" | "already_invited" | "role_exists" | "role_in_use"
-                    | "team_exists" | "seat_limit_reached" | "stale_change" => {
-                        StatusCode::CONFLICT
-                    }
+                    | "team_exists" | "seat_limit_reached" | "stale_change" => StatusCode::CONFLICT,
                     "owner_protected" => StatusCode::FORBIDDEN,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
@@ -353,30 +353,46 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-            let text = value.to_str().map_err(|_| ServiceError::Unauthenticated)?;
-            let token = text
-                .strip_prefix("Bearer ")
-                .or_else(|| text.strip_prefix("bearer "))
-                .map(str::trim);
-            match token {
-                Some(t) if t.starts_with("tfk_") || t.starts_with("tfp_") => {
-                    return Ok(Caller(state.service.authenticate(t).await?));
-                }
-                // Other bearer tokens are JWTs that API Gateway verified; their
-                // claims arrive in the Lambda request context below.
-                _ => {}
+        // A layer that already authenticated the request (idempotency) left
+        // its principal here: one look-up per request.
+        if let Some(Authenticated(who)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Caller(who.clone()));
+        }
+        Ok(Caller(authenticate(parts, state).await?))
+    }
+}
+
+/// The principal of a request authenticated before its handler ran.
+#[derive(Clone)]
+pub(crate) struct Authenticated(pub Principal);
+
+/// Resolves the credential of a request. The scheme name is matched
+/// case-insensitively (RFC 9110); the one anonymous principal is the local
+/// owner of the in-process host, which has no socket.
+pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| ServiceError::Unauthenticated)?;
+        let token = text
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        match token {
+            Some(t) if t.starts_with("tfk_") || t.starts_with("tfp_") => {
+                return Ok(state.service.authenticate(t).await?);
             }
+            // Other bearer tokens are JWTs that API Gateway verified; their
+            // claims arrive in the Lambda request context below.
+            _ => {}
         }
-        if let Some(person) = jwt_person(parts) {
-            return Ok(Caller(person));
+    }
+    if let Some(person) = jwt_person(parts) {
+        return Ok(person);
+    }
+    match state.anonymous {
+        Anonymous::LocalOwner if !parts.headers.contains_key(header::AUTHORIZATION) => {
+            Ok(Principal::LocalOwner)
         }
-        match state.anonymous {
-            Anonymous::LocalOwner if !parts.headers.contains_key(header::AUTHORIZATION) => {
-                Ok(Caller(Principal::LocalOwner))
-            }
-            _ => Err(ServiceError::Unauthenticated.into()),
-        }
+        _ => Err(ServiceError::Unauthenticated.into()),
     }
 }
 
@@ -1169,9 +1185,11 @@ async fn accept_invitation(
     path = "/teams/{team}/invitations/{email}/resend",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "A new link was sent (needs `team.members.invite`)", body = schema::Applied),
+        (status = 400, description = "`bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
@@ -1183,9 +1201,15 @@ async fn resend_invitation(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((team, email)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (team, email) = (team_id(&team)?, email_param(&email)?);
-    let applied = state.service.resend_invitation(&team, &who, &email).await?;
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .resend_invitation(&team, &who, &email, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
     Ok((etag(applied.version), Json(applied)).into_response())
 }
 
@@ -1195,9 +1219,11 @@ async fn resend_invitation(
     path = "/teams/{team}/invitations/{email}",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "The invitation was revoked (needs `team.members.invite`)", body = schema::Applied),
+        (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
@@ -1209,9 +1235,15 @@ async fn revoke_invitation(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((team, email)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (team, email) = (team_id(&team)?, email_param(&email)?);
-    let applied = state.service.revoke_invitation(&team, &who, &email).await?;
+    let expected = if_match(&headers)?;
+    let applied = state
+        .service
+        .revoke_invitation(&team, &who, &email, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
     Ok((etag(applied.version), Json(applied)).into_response())
 }
 

@@ -1,13 +1,17 @@
 //! `Idempotency-Key` on POST: the first response to a key is kept for 24
 //! hours and replayed for a retry with the same request; the same key with a
-//! different request is refused (422). Keys are scoped to the credential that
-//! sent them, so two callers never share one.
+//! different request is refused (422). Keys are scoped to the principal that
+//! sent them (not to the raw header), so two callers never share one and one
+//! caller's key is the same whatever the spelling of its `Authorization`.
 //!
-//! A key is claimed before the request runs, so two concurrent requests with
-//! one key never both execute. Only successful responses are kept; a failed
-//! request releases its key so the caller can correct and retry. Secrets in
-//! a kept response (new API keys, tokens) are not stored: a replay says the
-//! secret was already shown once.
+//! The request is authenticated before any key is claimed: an anonymous or
+//! bad credential gets its 401 and costs no write. A claim is a short lease
+//! (`LEASE_SECS`), not a day: two concurrent requests with one key never both
+//! run, and a request that panicked, was cancelled or whose process died
+//! frees its key at once (released by a drop guard) or when the lease ends.
+//! Only successful responses are kept; a failed request releases its key so
+//! the caller can correct and retry. Secrets in a kept response (new API
+//! keys, tokens) are not stored: a replay says the secret was already shown.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -18,12 +22,16 @@ use chrono::Duration;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
-use crate::api::{ApiError, AppState, BODY_LIMIT};
-use crate::store::{Condition, Item, StoreError, Write};
+use crate::api::{ApiError, AppState, Authenticated, BODY_LIMIT, authenticate};
+use crate::store::{Condition, Item, Store, StoreError, Write};
 
 pub const HEADER: &str = "idempotency-key";
 const TTL_HOURS: i64 = 24;
+/// How long a running request holds its key before a retry may take it over.
+pub const LEASE_SECS: i64 = 30;
+const SK: &str = "IDEMP";
 
 fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
@@ -34,6 +42,83 @@ fn digest(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
+fn bad_key() -> Response {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_idempotency_key",
+        "Idempotency-Key must be 1 to 255 visible characters",
+    )
+    .into_response()
+}
+
+fn in_use() -> Response {
+    let mut res = ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        "a request with this Idempotency-Key is still running; retry shortly",
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(LEASE_SECS));
+    res
+}
+
+/// Deletes a claim when dropped while armed: a handler that panicked or a
+/// request that was cancelled never leaves its key held.
+struct Release {
+    store: Arc<dyn Store>,
+    pk: String,
+    armed: bool,
+}
+
+impl Release {
+    fn write(pk: String) -> Write {
+        Write::Delete {
+            pk,
+            sk: SK.into(),
+            condition: Condition::None,
+        }
+    }
+
+    /// Frees the key now, before the response leaves.
+    async fn now(mut self) {
+        self.armed = false;
+        if let Err(e) = self
+            .store
+            .transact(vec![Self::write(self.pk.clone())])
+            .await
+        {
+            tracing::warn!(error = %e, "could not release an Idempotency-Key; its lease ends it");
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, pk) = (self.store.clone(), std::mem::take(&mut self.pk));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = store.transact(vec![Release::write(pk)]).await;
+            });
+        }
+    }
+}
+
+/// What claiming a key came to.
+enum Claim {
+    /// This request holds the key and runs.
+    Held,
+    /// Answered without running: a replay, or a refusal.
+    Answered(Response),
+}
+
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
@@ -42,17 +127,21 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
-        _ => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible characters",
-            )
-            .into_response();
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_owned()
         }
+        _ => return bad_key(),
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let who = match authenticate(&parts, &state).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let pk = format!(
+        "IDEMP#{}",
+        digest(&[who.actor().as_bytes(), key.as_bytes()])
+    );
+    parts.extensions.insert(Authenticated(who));
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => {
@@ -64,105 +153,53 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .into_response();
         }
     };
-    let credential = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
-        .unwrap_or(b"anonymous");
-    let pk = format!("IDEMP#{}", digest(&[credential, key.as_bytes()]));
     let fingerprint = digest(&[
         parts.uri.path().as_bytes(),
         parts.uri.query().unwrap_or("").as_bytes(),
         &bytes,
     ]);
     let store = state.service.store().clone();
-    let now = state.service.now();
-    let expires = (now + Duration::hours(TTL_HOURS)).timestamp();
-
-    let claim = Item::new(pk.clone(), "IDEMP")
-        .with("type", "idempotency")
-        .with("fingerprint", fingerprint.as_str())
-        .with("state", "running")
-        .with("expires_at", expires);
-    match store
-        .transact(vec![Write::Put {
-            item: claim,
-            condition: Condition::NotExists,
-        }])
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
-            return match store.get(&pk, "IDEMP").await {
-                Ok(Some(kept)) if kept.int("expires_at").is_some_and(|t| t <= now.timestamp()) => {
-                    // Expired but not yet swept by TTL: start over.
-                    let _ = store
-                        .transact(vec![Write::Delete {
-                            pk,
-                            sk: "IDEMP".into(),
-                            condition: Condition::None,
-                        }])
-                        .await;
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        "idempotency_key_in_use",
-                        "retry the request",
-                    )
-                    .into_response()
-                }
-                Ok(Some(kept)) if kept.str("fingerprint") != Some(fingerprint.as_str()) => {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request",
-                    )
-                    .into_response()
-                }
-                Ok(Some(kept)) if kept.str("state") == Some("done") => replay(&kept),
-                Ok(_) => ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_in_use",
-                    "a request with this Idempotency-Key is still running",
-                )
-                .into_response(),
-                Err(e) => ApiError::internal(&e.to_string()).into_response(),
-            };
-        }
+    let now = state.service.now().timestamp();
+    match claim(&*store, &pk, &fingerprint, now).await {
+        Ok(Claim::Held) => {}
+        Ok(Claim::Answered(res)) => return res,
         Err(e) => return ApiError::internal(&e.to_string()).into_response(),
     }
+    let guard = Release {
+        store: store.clone(),
+        pk: pk.clone(),
+        armed: true,
+    };
 
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    let release = Write::Delete {
-        pk: pk.clone(),
-        sk: "IDEMP".into(),
-        condition: Condition::None,
-    };
     if !res.status().is_success() {
-        let _ = store.transact(vec![release]).await;
+        guard.now().await;
         return res;
     }
+    guard.disarm();
     let (res_parts, body) = res.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let kept_body = redact_secret(&body);
     let etag = res_parts
         .headers
         .get(header::ETAG)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let done = Item::new(pk, "IDEMP")
+    let done = Item::new(pk, SK)
         .with("type", "idempotency")
         .with("fingerprint", fingerprint)
         .with("state", "done")
+        // An expired record is taken over under this version (see `claim`).
+        .with("version", 0)
         .with("status", res_parts.status.as_u16())
         .with("etag", etag)
-        .with("body", kept_body)
-        .with("expires_at", expires);
+        .with("body", redact_secret(&body))
+        .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds());
     if let Err(e) = store
         .transact(vec![Write::Put {
             item: done,
@@ -173,6 +210,74 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         tracing::warn!(error = %e, "could not keep an idempotent response");
     }
     Response::from_parts(res_parts, Body::from(body))
+}
+
+/// Claims `pk` for a request, or answers it from what the key holds.
+async fn claim(
+    store: &dyn Store,
+    pk: &str,
+    fingerprint: &str,
+    now: i64,
+) -> Result<Claim, StoreError> {
+    let running = |version: i64| {
+        Item::new(pk, SK)
+            .with("type", "idempotency")
+            .with("fingerprint", fingerprint)
+            .with("state", "running")
+            .with("version", version)
+            .with("lease_until", now + LEASE_SECS)
+            .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds())
+    };
+    // Twice at most: a key freed between our write and our read is claimed
+    // on the second turn.
+    for _ in 0..2 {
+        let put = Write::Put {
+            item: running(1),
+            condition: Condition::NotExists,
+        };
+        match store.transact(vec![put]).await {
+            Ok(()) => return Ok(Claim::Held),
+            Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(kept) = store.get(pk, SK).await? else {
+            continue;
+        };
+        let version = kept.int("version").unwrap_or(0);
+        let expired = kept.int("expires_at").is_some_and(|t| t <= now);
+        let lapsed = kept.str("state") == Some("running")
+            && kept.int("lease_until").is_none_or(|t| t <= now);
+        if expired || lapsed {
+            // Take the key over from a lapsed lease or an expired record,
+            // unless someone else just did.
+            let take = Write::Put {
+                item: running(version + 1),
+                condition: Condition::VersionEquals(u64::try_from(version).unwrap_or(0)),
+            };
+            return match store.transact(vec![take]).await {
+                Ok(()) => Ok(Claim::Held),
+                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
+                    Ok(Claim::Answered(in_use()))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if kept.str("fingerprint") != Some(fingerprint) {
+            return Ok(Claim::Answered(
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                )
+                .into_response(),
+            ));
+        }
+        if kept.str("state") == Some("done") {
+            return Ok(Claim::Answered(replay(&kept)));
+        }
+        return Ok(Claim::Answered(in_use()));
+    }
+    Ok(Claim::Answered(in_use()))
 }
 
 /// The body to keep: JSON with any `secret` replaced by a note.

@@ -245,8 +245,9 @@ impl Service {
         team: &TeamId,
         who: &Principal,
         email: &Email,
+        expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, None, |state| {
+        self.single_change(team, who, expected, |state| {
             let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::Reinvite {
                 email: inv.email.clone(),
@@ -263,8 +264,9 @@ impl Service {
         team: &TeamId,
         who: &Principal,
         email: &Email,
+        expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, None, |state| {
+        self.single_change(team, who, expected, |state| {
             let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::RevokeInvitation {
                 email: inv.email.clone(),

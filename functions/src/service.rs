@@ -407,8 +407,13 @@ impl Service {
                 )));
             }
         }
-        check_grant(who, live, &self.catalog, &change.grants(live, &self.catalog))
-            .map_err(|e| e.at(index, action))?;
+        check_grant(
+            who,
+            live,
+            &self.catalog,
+            &change.grants(live, &self.catalog),
+        )
+        .map_err(|e| e.at(index, action))?;
         if let (
             Principal::Person {
                 two_factor: false, ..

@@ -154,7 +154,12 @@ async fn expired_resent_and_revoked_links_are_refused() {
     let w = world().await;
     let first = w.link("bob@acme.com", "/invitations/accept").await;
     w.svc
-        .resend_invitation(&w.team, &Principal::LocalOwner, &email("bob@acme.com"))
+        .resend_invitation(
+            &w.team,
+            &Principal::LocalOwner,
+            &email("bob@acme.com"),
+            None,
+        )
         .await
         .expect("resend");
     let second = w.link("bob@acme.com", "/invitations/accept").await;
@@ -179,12 +184,22 @@ async fn expired_resent_and_revoked_links_are_refused() {
     );
 
     w.svc
-        .resend_invitation(&w.team, &Principal::LocalOwner, &email("bob@acme.com"))
+        .resend_invitation(
+            &w.team,
+            &Principal::LocalOwner,
+            &email("bob@acme.com"),
+            None,
+        )
         .await
         .expect("resend");
     let third = w.link("bob@acme.com", "/invitations/accept").await;
     w.svc
-        .revoke_invitation(&w.team, &Principal::LocalOwner, &email("bob@acme.com"))
+        .revoke_invitation(
+            &w.team,
+            &Principal::LocalOwner,
+            &email("bob@acme.com"),
+            None,
+        )
         .await
         .expect("revoke");
     assert_eq!(
