@@ -9,8 +9,9 @@
 #   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint);
-#   4. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto and exits with
-#      cargo's status.
+#   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings);
+#   5. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto;
+#   and exits non-zero if any step failed (every step runs regardless).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -141,7 +142,15 @@ PY
 stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
 
 # --- 4. Rust tests ----------------------------------------------------------
-stage "cargo test --workspace --locked $*"
 status=0
+# Formatting and lints first: cheap, and a failure here still lets the
+# tests run, so one CI run reports everything.
+stage "cargo fmt --check"
+cargo fmt --all -- --check || { status=1; printf 'error: cargo fmt --check failed\n' >&2; }
+stage "cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings \
+    || { status=1; printf 'error: clippy failed\n' >&2; }
+
+stage "cargo test --workspace --locked $*"
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 exit "$status"

@@ -5,6 +5,7 @@
 //! 1 % are new (invited), 1 % are removed, some invitations are pending and
 //! some expired, and a few custom roles are created, changed and deleted.
 //! Spec and live state are built outside the timed loop.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

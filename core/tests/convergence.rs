@@ -10,6 +10,7 @@
 //! member holding only `owner`, nobody is both member and invited, every role
 //! held exists. The number of cases is proptest's default (256), which the
 //! `PROPTEST_CASES` environment variable overrides.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::{BTreeMap, BTreeSet};
 

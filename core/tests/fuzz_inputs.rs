@@ -1,6 +1,7 @@
 //! Random input never makes the readers panic: arbitrary text, and mutations
 //! of a valid team.yaml (lines dropped, duplicated, swapped, characters
 //! replaced). Every error they report carries a place inside the file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use proptest::prelude::*;
 use teamform_core::{Catalog, TeamSpec};

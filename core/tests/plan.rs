@@ -2,6 +2,7 @@
 //! spec and the live state side by side: by default everything it adds is on
 //! both sides (no drift), and the few methods named for a difference put it
 //! on one side only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::{BTreeMap, BTreeSet};
 

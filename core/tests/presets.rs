@@ -1,6 +1,7 @@
 //! The presets shipped with the binary load cleanly and reproduce, cell by
 //! cell, the role tables of the products they are named after. The tables
 //! are copied verbatim from the seed pages into `tests/fixtures/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::{BTreeMap, BTreeSet};
 

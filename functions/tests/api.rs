@@ -1,6 +1,7 @@
 //! The router called as a tower service (`oneshot`) and over a real socket:
 //! status codes, ETag/If-Match, problem+json errors, credentials and tenant
 //! isolation, over the embedded store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 

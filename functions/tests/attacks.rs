@@ -6,6 +6,7 @@
 //! The world: team `t1`, owned by alice (signed in with a second factor),
 //! with adam (admin) and vera (viewer) as members, over SQLite, served on a
 //! loopback socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

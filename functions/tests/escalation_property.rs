@@ -10,6 +10,7 @@
 //!
 //! Requests go through the HTTP router, so every path (one-thing routes and
 //! the reconciler's batch) is under the rule.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

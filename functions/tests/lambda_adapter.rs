@@ -1,6 +1,7 @@
 //! API Gateway HTTP API (payload v2) events, as Lambda delivers them, turned
 //! into requests by `lambda_http` and routed through the real router: with
 //! and without JWT authorizer claims.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 

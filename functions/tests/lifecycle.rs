@@ -1,6 +1,7 @@
 //! Invitation links (accept once, not after expiry, not after a resend or a
 //! revocation), leaving, and the two-step ownership transfer, through the
 //! service and over the router.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 

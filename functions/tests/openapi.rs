@@ -2,6 +2,7 @@
 //! OpenAPI 3.1, every documented operation is routed and every route is
 //! documented, errors are documented as problem+json, and what the router
 //! really answers (statuses, headers, bodies) matches the document.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The `Store` conformance cases against `SqliteStore`: each case on its own
 //! database file, `run_all` on one shared in-memory database, and data
 //! surviving a close and reopen. Never skips: every case runs every time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@
 //!
 //! Plans are computed by the real plan engine from a team.yaml and a live
 //! state built here, at a fixed `now`, so snapshots are stable.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,6 +3,11 @@
 //! Suites that need DynamoDB talk to moto, started by `scripts/test.sh`. A
 //! helper here must never let a suite pass without its backend: a missing
 //! endpoint is a test failure, not a skip.
+//!
+//! This crate is test code only (nothing ships it), so a failed step panics
+//! the test that called it: the one exception to the workspace's
+//! `unwrap`/`expect` denial.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::pin::Pin;

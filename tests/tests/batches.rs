@@ -1,6 +1,7 @@
 //! A batch larger than one transaction (100 writes) is committed in parts,
 //! each atomic and conditioned on the version the previous one produced,
 //! with every change's audit item: on SQLite and on DynamoDB (moto).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The `teamform` binary run as a process: plan, apply, validate, catalog,
 //! saved plans, the removal limit, and `serve` giving the same plan as the
 //! in-process run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::path::Path;
 

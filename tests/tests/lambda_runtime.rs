@@ -2,6 +2,7 @@
 //! API (here a small fake on loopback), fed API Gateway v2 events. Checks the
 //! answers, that every log line is JSON carrying the invocation's request id,
 //! and that a 5xx says nothing internal while the log says what failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::VecDeque;
 use std::process::{Command, Stdio};

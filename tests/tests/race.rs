@@ -1,6 +1,7 @@
 //! Fifty concurrent writers on one team, against the embedded store and
 //! against DynamoDB (moto): one owner, one entry per email, an audit item
 //! for every accepted write.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! `--endpoint`/`--token`: apply converges, the items are readable with boto3
 //! (no teamform code), and API keys are scoped by role, by team, and die when
 //! revoked.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::process::Command;
 

@@ -2,6 +2,7 @@
 //! only DynamoDB has: table setup and reading items the codec did not
 //! write. Needs `AWS_ENDPOINT_URL_DYNAMODB` (scripts/test.sh starts moto and
 //! sets it); without it every test here fails rather than skips.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::collections::HashMap;
 

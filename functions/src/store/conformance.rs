@@ -5,6 +5,9 @@
 //! Each case takes the store and a key prefix of its own, so many cases can
 //! share one backend, and panics when the store breaks the contract. This
 //! module is test support: it must never be called from service code.
+//! Its cases panic on purpose when a store breaks the contract, hence the
+//! one exception to the workspace's `unwrap`/`expect` denial.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
