@@ -59,10 +59,10 @@ fn mailbox(address: &str) -> Result<Mailbox, MailError> {
 pub fn rfc5322(mail: &Mail, from: &str) -> Result<Vec<u8>, MailError> {
     let to = mailbox(&mail.to)?;
     let from = mailbox(from)?;
-    // 8bit keeps links readable in the file; a body with lines too long for
-    // 8bit falls back to whatever encoding the builder deems best.
-    let body = Body::new_with_encoding(mail.body.clone(), ContentTransferEncoding::EightBit)
-        .unwrap_or_else(|_| Body::new(mail.body.clone()));
+    let body = match eight_bit(&mail.body) {
+        Some(bytes) => Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::EightBit),
+        None => Body::new(mail.body.clone()),
+    };
     let message = Message::builder()
         .from(from)
         .to(to)
@@ -74,6 +74,28 @@ pub fn rfc5322(mail: &Mail, from: &str) -> Result<Vec<u8>, MailError> {
     Ok(message.formatted())
 }
 
+/// The body as 8bit text with CRLF line ends, when RFC 5322 allows it as is
+/// (no NUL, no lone CR, lines of at most 998 octets). The builder's own
+/// choice would be quoted-printable for any line over 76 characters, which
+/// breaks a link across lines and turns its `=` into `=3D` in the file a
+/// person opens to follow it.
+fn eight_bit(body: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
+    for line in body.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.len() > 998 || line.contains(['\r', '\0']) {
+            return None;
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // `split` yields a last, empty piece after a final line end.
+    if body.ends_with('\n') {
+        out.truncate(out.len().saturating_sub(2));
+    }
+    Some(out)
+}
+
 /// A directory of `.eml` files, one per email: the local outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxDir {
@@ -83,6 +105,13 @@ pub struct OutboxDir {
 impl OutboxDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
+    }
+
+    /// The outbox of an embedded store: `outbox/` beside its SQLite file, so
+    /// that mail follows the store wherever it is.
+    pub fn beside(store_file: &Path) -> Self {
+        let dir = store_file.parent().unwrap_or(Path::new("."));
+        Self::new(dir.join("outbox"))
     }
 
     pub fn dir(&self) -> &Path {

@@ -117,6 +117,22 @@ fn a_recipient_carrying_a_header_is_refused_and_no_file_is_written() {
 }
 
 #[test]
+fn a_long_link_stays_whole_on_one_line_of_the_file() {
+    let link = format!(
+        "https://teamform.example/invitations/accept?token=tfi_{}",
+        "x".repeat(60)
+    );
+    let message = Mail {
+        to: "bob@acme.com".into(),
+        subject: "Hi".into(),
+        body: format!("Hello,\n\nAccept: {link}\n"),
+    };
+    let text = String::from_utf8(rfc5322(&message, LOCAL_FROM).expect("a message")).expect("utf-8");
+    assert!(text.contains(&format!("\r\nAccept: {link}\r\n")), "{text}");
+    assert!(text.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+}
+
+#[test]
 fn single_line_folds_control_characters_to_spaces() {
     assert_eq!(single_line("a\r\nBcc: b\tc\0d"), "a Bcc: b c d");
     assert_eq!(single_line("  Acme  Inc "), "Acme Inc");

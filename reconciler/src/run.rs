@@ -74,7 +74,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
             addr,
             store,
             public_url,
-        } => crate::serve::serve(g, &addr, store.as_deref(), public_url).await,
+            owner,
+        } => {
+            let options = crate::serve::ServeOptions {
+                addr,
+                store,
+                public_url,
+                owner,
+            };
+            crate::serve::serve(g, options).await
+        }
     }
 }
 
