@@ -111,6 +111,12 @@ impl Client {
         }
     }
 
+    /// Whether requests carry a team API key (`tfk_...`) rather than a
+    /// person's credential or none.
+    pub fn uses_api_key(&self) -> bool {
+        matches!(&self.transport, Transport::Remote { token: Some(t), .. } if t.trim().starts_with("tfk_"))
+    }
+
     /// One request; returns status, ETag version and JSON body. Problem
     /// responses become `ClientError::Api`.
     async fn call(
