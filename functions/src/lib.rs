@@ -8,6 +8,7 @@ pub mod codec;
 pub mod credentials;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod mail;
 pub mod mailer;
 pub mod openapi;
 pub mod resources;

@@ -102,6 +102,11 @@ pub enum Command {
         /// Base URL for links in emails.
         #[arg(long)]
         public_url: Option<String>,
+        /// Mint the bootstrap token for this person instead of the local owner
+        /// (owner of every team): they own only the teams they own. Required
+        /// with `dynamodb:TABLE`.
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
     },
 }
 

@@ -2,7 +2,7 @@
 //! same router in-process over the embedded SQLite store. Both paths speak
 //! the same HTTP requests, so a plan is the same wherever it is computed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,7 +14,8 @@ use serde_json::Value;
 use teamform_core::{Catalog, Change, TeamId, TeamState};
 use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::clock::SystemClock;
-use teamform_functions::service::{Applied, Mail, MailSink, Service};
+use teamform_functions::mail::OutboxDir;
+use teamform_functions::service::{Applied, Service};
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
@@ -67,37 +68,6 @@ pub struct Client {
     pub describe: String,
 }
 
-/// Writes local emails as files under a directory.
-struct FileMail(PathBuf);
-
-impl MailSink for FileMail {
-    fn deliver(&self, team: &TeamId, mails: &[Mail]) {
-        if std::fs::create_dir_all(&self.0).is_err() {
-            return;
-        }
-        for mail in mails {
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
-            let safe: String = mail
-                .to
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' || c == '@' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let path = self.0.join(format!("{stamp}-{team}-{safe}.eml"));
-            let text = format!(
-                "To: {}\nSubject: {}\n\n{}",
-                mail.to, mail.subject, mail.body
-            );
-            let _ = std::fs::write(path, text);
-        }
-    }
-}
-
 /// Builds the router over an embedded SQLite store, as a local service would.
 pub fn local_service(
     state: &Path,
@@ -108,14 +78,13 @@ pub fn local_service(
         path: state.display().to_string(),
         message: e.to_string(),
     })?;
-    let outbox = state.parent().unwrap_or(Path::new(".")).join("outbox");
     let service = Service::new(
         Arc::new(store),
         Arc::new(catalog),
         Arc::new(SystemClock),
         public_url.to_owned(),
     )
-    .with_mail_sink(Arc::new(FileMail(outbox)));
+    .with_mail_sink(Arc::new(OutboxDir::beside(state)));
     Ok(Arc::new(service))
 }
 
@@ -140,6 +109,12 @@ impl Client {
             describe: base.clone(),
             transport: Transport::Remote { base, token, http },
         }
+    }
+
+    /// Whether requests carry a team API key (`tfk_...`) rather than a
+    /// person's credential or none.
+    pub fn uses_api_key(&self) -> bool {
+        matches!(&self.transport, Transport::Remote { token: Some(t), .. } if t.trim().starts_with("tfk_"))
     }
 
     /// One request; returns status, ETag version and JSON body. Problem

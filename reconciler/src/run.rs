@@ -74,7 +74,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
             addr,
             store,
             public_url,
-        } => crate::serve::serve(g, &addr, store.as_deref(), public_url).await,
+            owner,
+        } => {
+            let options = crate::serve::ServeOptions {
+                addr,
+                store,
+                public_url,
+                owner,
+            };
+            crate::serve::serve(g, options).await
+        }
     }
 }
 
@@ -166,18 +175,15 @@ async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) 
         .state(&spec.team)
         .await
         .with_context(|| format!("cannot read team {} live", spec.team))?;
-    if live.is_none() {
-        // An API key never creates teams: a team it cannot see is an error,
-        // not a plan to create it.
-        if let Ok(me) = client.get("/me").await
-            && me["kind"] == "api_key"
-        {
-            bail!(
-                "team {} is not visible to this API key (it belongs to team {})",
-                spec.team,
-                me["team"].as_str().unwrap_or("?")
-            );
-        }
+    // An API key never creates teams: a team it cannot see is an error, not
+    // a plan to create it. The key is known by its own prefix; asking the
+    // service (`GET /me`) would not pass an API gateway that keeps `/me` for
+    // people's sign-ins (see infra/template.yaml).
+    if live.is_none() && client.uses_api_key() {
+        bail!(
+            "team {} is not visible to this API key (a key sees only its own team and never creates one)",
+            spec.team
+        );
     }
     let absent = || TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
     let state = live.clone().unwrap_or_else(absent);

@@ -1,58 +1,125 @@
 //! `teamform serve`: the team service router on a local socket, over the
 //! embedded SQLite store or DynamoDB. Every request needs a credential; on
-//! first start a personal token for the local owner is printed, once.
+//! first start a personal token is printed on stdout, once: the local
+//! owner's over SQLite, or the `--owner` person's.
+//!
+//! A token that owns every team (the local owner's) is honoured only over a
+//! SQLite file this host serves, never over DynamoDB, whose table others may
+//! share. Logs go to stderr through `tracing`; they must never carry an
+//! email's body or any link secret: mail is written to the outbox directory
+//! beside the store and only its path and recipient are logged.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
-use teamform_core::TeamId;
+use anyhow::{Context, Result, anyhow, bail};
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use teamform_core::Email;
 use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::service::{Mail, MailSink, Service};
+use teamform_functions::mail::OutboxDir;
+use teamform_functions::service::Service;
 use teamform_functions::store::Store;
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::store::sqlite::SqliteStore;
+use tracing::Instrument;
 
 use crate::cli::Global;
 
-/// Prints each email and keeps a copy under the outbox directory.
-struct PrintMail(PathBuf);
+/// What `serve` was told beyond the global flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: String,
+    /// `sqlite:PATH`, `dynamodb:TABLE`, or `None` for the `--state` file.
+    pub store: Option<String>,
+    pub public_url: Option<String>,
+    /// The person whose bootstrap token is minted, instead of the local owner.
+    pub owner: Option<String>,
+}
 
-impl MailSink for PrintMail {
-    fn deliver(&self, team: &TeamId, mails: &[Mail]) {
-        let _ = std::fs::create_dir_all(&self.0);
-        for (i, mail) in mails.iter().enumerate() {
-            eprintln!(
-                "--- email to {} ({team}) ---\nSubject: {}\n\n{}",
-                mail.to, mail.subject, mail.body
-            );
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
-            let _ = std::fs::write(
-                self.0.join(format!("{stamp}-{i}-{team}.eml")),
-                format!(
-                    "To: {}\nSubject: {}\n\n{}",
-                    mail.to, mail.subject, mail.body
-                ),
-            );
+/// Where the state lives.
+enum Backend {
+    Sqlite(PathBuf),
+    Dynamo(String),
+}
+
+impl Backend {
+    fn from_flag(g: &Global, store: Option<&str>) -> Backend {
+        match store {
+            Some(s) if s.starts_with("dynamodb:") => {
+                Backend::Dynamo(s.trim_start_matches("dynamodb:").to_owned())
+            }
+            Some(s) => Backend::Sqlite(PathBuf::from(s.trim_start_matches("sqlite:"))),
+            None => Backend::Sqlite(g.state.clone()),
+        }
+    }
+
+    /// Mail follows the SQLite file actually used; a DynamoDB store has no
+    /// file, so its mail goes beside `--state`.
+    fn outbox(&self, g: &Global) -> OutboxDir {
+        match self {
+            Backend::Sqlite(path) => OutboxDir::beside(path),
+            Backend::Dynamo(_) => OutboxDir::beside(&g.state),
         }
     }
 }
 
-pub async fn serve(
-    g: &Global,
-    addr: &str,
-    store: Option<&str>,
-    public_url: Option<String>,
-) -> Result<u8> {
+/// Human-readable log lines on stderr, filtered by `RUST_LOG` (default
+/// `info`): a 500 tells its client that the cause "has been logged", and this
+/// is where.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Runs each request in a span naming its method and path (never its query,
+/// where a link's secret may ride), so an error logged while handling it says
+/// which request failed.
+async fn request_span(req: Request, next: Next) -> Response {
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    async move {
+        let res = next.run(req).await;
+        tracing::debug!(status = res.status().as_u16(), "handled");
+        res
+    }
+    .instrument(span)
+    .await
+}
+
+pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
+    init_logs();
+    let ServeOptions {
+        addr,
+        store,
+        public_url,
+        owner,
+    } = options;
     let catalog = match g.catalog.as_deref() {
         Some(c) => teamform_functions::load_catalog(c).map_err(|e| anyhow!(e))?,
         None => teamform_functions::catalog_from_env().map_err(|e| anyhow!(e))?,
     };
-    let store: Arc<dyn Store> = match store {
-        Some(s) if s.starts_with("dynamodb:") => {
-            let table = s.trim_start_matches("dynamodb:");
+    let owner = owner
+        .map(|o| Email::parse(&o).with_context(|| format!("--owner {o:?} is not an email")))
+        .transpose()?;
+    let backend = Backend::from_flag(g, store.as_deref());
+    if let (Backend::Dynamo(table), None) = (&backend, &owner) {
+        bail!(
+            "serve over DynamoDB (table {table}) needs a named owner: pass --owner EMAIL. \
+             A token that owns every team is honoured only over a local SQLite file."
+        );
+    }
+    let outbox = backend.outbox(g);
+    let store: Arc<dyn Store> = match &backend {
+        Backend::Dynamo(table) => {
             let dynamo = DynamoStore::from_env(table).await;
             dynamo
                 .create_table_if_missing()
@@ -60,46 +127,32 @@ pub async fn serve(
                 .with_context(|| format!("cannot prepare table {table}"))?;
             Arc::new(dynamo)
         }
-        Some(s) => {
-            let path = PathBuf::from(s.trim_start_matches("sqlite:"));
-            Arc::new(
-                SqliteStore::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
-            )
-        }
-        None => Arc::new(
-            SqliteStore::open(&g.state)
-                .with_context(|| format!("cannot open {}", g.state.display()))?,
+        Backend::Sqlite(path) => Arc::new(
+            SqliteStore::open(path).with_context(|| format!("cannot open {}", path.display()))?,
         ),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
+    // Bound before any token is minted: a token shown once must not be lost
+    // to a busy port.
+    let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let url = public_url.unwrap_or_else(|| format!("http://{local}"));
-    let outbox = g
-        .state
-        .parent()
-        .map(|p| p.join("outbox"))
-        .unwrap_or_else(|| PathBuf::from(".teamform/outbox"));
-    let service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
-        .with_mail_sink(Arc::new(PrintMail(outbox)))
-        .with_local_owner_tokens();
+    tracing::info!(outbox = %outbox.dir().display(), "local mail goes to the outbox directory");
+    let mut service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
+        .with_mail_sink(Arc::new(outbox));
+    if owner.is_none() {
+        service = service.with_local_owner_tokens();
+    }
     let service = Arc::new(service);
+    bootstrap(&service, owner).await?;
+    // The last line of start-up: everything printed before it is complete.
     println!(
         "teamform serve: catalog {}, listening on http://{local}",
         catalog.name
     );
-    if !service.has_local_owner_token().await? {
-        let created = service
-            .create_token(&Principal::LocalOwner, "bootstrap (local owner)", None)
-            .await?;
-        println!(
-            "bootstrap token for the local owner (shown once, stored hashed): {}",
-            created.secret
-        );
-    }
-    let router = app(AppState::new(service, Anonymous::Refused));
+    let router = app(AppState::new(service, Anonymous::Refused))
+        .layer(axum::middleware::from_fn(request_span));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -107,4 +160,38 @@ pub async fn serve(
         .await
         .context("server failed")?;
     Ok(0)
+}
+
+/// Mints the first token, once, and prints it on stdout: for the local owner
+/// (owner of every team) when no owner is named, else for that person, who
+/// is then an ordinary person, owner only of the teams they own.
+async fn bootstrap(service: &Service, owner: Option<Email>) -> Result<()> {
+    match owner {
+        None => {
+            if !service.has_local_owner_token().await? {
+                let created = service
+                    .create_token(&Principal::LocalOwner, "bootstrap (local owner)", None)
+                    .await?;
+                println!(
+                    "bootstrap token for the local owner (shown once, stored hashed): {}",
+                    created.secret
+                );
+            }
+        }
+        Some(email) => {
+            // No second factor vouched for this token: a team that requires
+            // 2FA refuses it, as it would a password-only sign-in.
+            let person = Principal::person(email.clone());
+            if service.list_tokens(&person).await?.is_empty() {
+                let created = service
+                    .create_token(&person, "bootstrap (serve --owner)", None)
+                    .await?;
+                println!(
+                    "bootstrap token for {email} (shown once, stored hashed): {}",
+                    created.secret
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,17 +1,21 @@
 //! The mailer on moto: outbox items written by committed changes, delivered
 //! as a DynamoDB stream event, are sent through SES v2 and then deleted; a
-//! send that fails stops the batch and is reported for retry, its item kept.
+//! send that fails stops the batch and is reported for retry, its item kept,
+//! and so does an outbox item that cannot be read.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::dynamodb::Event;
 use serde_json::{Map, Value, json};
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::mailer::{Ses, deliver};
-use teamform_functions::service::{BatchOptions, Service};
+use teamform_functions::mailer::{SendError, Sender, Ses, deliver};
+use teamform_functions::service::{BatchOptions, Mail, Service};
+use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Item, Store};
 use teamform_tests::moto_store;
 
@@ -215,5 +219,147 @@ async fn outbox_emails_go_through_ses_and_leave_the_outbox() {
             .len(),
         2,
         "nothing unsent is lost"
+    );
+}
+
+/// A sender that only records what it was given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Mail>>);
+
+type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+// Written out by hand (the shape `#[async_trait]` expands to) because this
+// crate does not depend on async-trait.
+impl Sender for Recorder {
+    fn send<'s, 'm, 'f>(&'s self, mail: &'m Mail) -> SendFuture<'f>
+    where
+        's: 'f,
+        'm: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            if let Ok(mut sent) = self.0.lock() {
+                sent.push(mail.clone());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Log lines written while the guard lives, for asserting what was logged.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = self.0.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_outbox_item_is_reported_for_retry_and_logged_never_dropped() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let svc = Service::new(
+        store.clone(),
+        Arc::new(Catalog::standard()),
+        Arc::new(SystemClock),
+        "https://app".into(),
+    );
+    let team = TeamId::parse("mailco").expect("id");
+    let changes = vec![
+        Change::CreateTeam {
+            display_name: "Mail Co".into(),
+            owner: Email::parse("boss@mailco.example").expect("email"),
+        },
+        invite("one@mailco.example"),
+        invite("two@mailco.example"),
+    ];
+    svc.execute(
+        &team,
+        &Principal::LocalOwner,
+        &changes,
+        Some(0),
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("applied");
+    let outbox = store
+        .query_all("TEAM#mailco", "OUTBOX#")
+        .await
+        .expect("outbox");
+    assert_eq!(outbox.len(), 2);
+    let member = store
+        .query_all("TEAM#mailco", "MEMBER#")
+        .await
+        .expect("members");
+    // An outbox item whose recipient is not text: it cannot be sent as is.
+    let mut unreadable = outbox[1].clone();
+    unreadable.attrs.insert("to".into(), json!(42));
+
+    let records = vec![
+        record(&member[0], 1, "INSERT"),
+        record(&outbox[0], 2, "INSERT"),
+        record(&unreadable, 3, "INSERT"),
+        record(&outbox[1], 4, "INSERT"),
+    ];
+    let event: Event =
+        serde_json::from_value(json!({ "Records": records })).expect("a stream event");
+    let sender = Recorder::default();
+    let response = deliver(event, &sender, store.as_ref()).await;
+
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        [format!("{:021}", 3)],
+        "the unreadable item is reported, and the batch stops there"
+    );
+    let sent: Vec<String> = sender
+        .0
+        .lock()
+        .map(|s| s.iter().map(|m| m.to.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        sent,
+        ["one@mailco.example"],
+        "the member item is skipped quietly; nothing after the failure is sent"
+    );
+    let left = store
+        .query_all("TEAM#mailco", "OUTBOX#")
+        .await
+        .expect("outbox");
+    assert_eq!(left, outbox[1..], "the item kept for retry is still there");
+    let logs = logs.text();
+    let errors: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{logs}");
+    assert!(
+        errors[0].contains("outbox item cannot be read") && errors[0].contains("to"),
+        "{logs}"
     );
 }

@@ -66,11 +66,7 @@ async fn an_owner_made_star_key_applies_the_acme_example_and_an_admin_key_cannot
     };
     let refused = apply(&admin);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains("HTTP 403"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("HTTP 403"), "{}", refused.stderr);
 
     let applied = apply(&star);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);

@@ -1,14 +1,22 @@
-//! `teamform serve --store dynamodb:TABLE` on moto, driven by the binary with
-//! `--endpoint`/`--token`: apply converges, the items are readable with boto3
-//! (no teamform code), and API keys are scoped by role, by team, and die when
-//! revoked.
+//! `teamform serve --store dynamodb:TABLE --owner EMAIL` on moto, driven by
+//! the binary with `--endpoint`/`--token`: apply converges, the items are
+//! readable with boto3 (no teamform code), and API keys are scoped by role,
+//! by team, and die when revoked. Without `--owner` serve refuses to start,
+//! and a local-owner token found in the table opens nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::process::Command;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Value, json};
-use teamform_tests::cli::{Run, root, serve, teamform};
-use teamform_tests::{ENDPOINT_VAR, unique_table_name};
+use teamform_core::Catalog;
+use teamform_functions::auth::Principal;
+use teamform_functions::clock::SystemClock;
+use teamform_functions::service::Service;
+use teamform_tests::cli::{Run, root, serve, teamform, teamform_within};
+use teamform_tests::{ENDPOINT_VAR, moto_store, unique_table_name};
 
 fn ok(run: &Run) {
     assert_eq!(
@@ -86,9 +94,39 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let table = unique_table_name("serve");
     let store = format!("dynamodb:{table}");
-    let served = serve(dir.path(), &["--store", &store]);
+    let served = serve(
+        dir.path(),
+        &["--store", &store, "--owner", "alice@acme.com"],
+    );
     let (url, boot) = (served.url.clone(), served.token.clone());
-    let example = root().join("examples/acme/team.yaml").display().to_string();
+    let (status, me) = get(&format!("{url}/me"), &boot).await;
+    assert_eq!(status, 200, "{me:#}");
+    assert_eq!(
+        (me["kind"].as_str(), me["email"].as_str()),
+        (Some("person"), Some("alice@acme.com")),
+        "the bootstrap token acts as the named owner"
+    );
+    let (status, body) = post(
+        &format!("{url}/teams"),
+        &boot,
+        json!({"team": "initech", "owner": "bill@initech.com"}),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a person creates only teams they own: {body:#}"
+    );
+    // The example requires 2FA, which a bootstrap token (no sign-in, no
+    // second factor) does not meet; everything else is the example's.
+    let example = dir.path().join("acme.yaml");
+    let text = std::fs::read_to_string(root().join("examples/acme/team.yaml")).expect("example");
+    assert!(text.contains("require_2fa: true"), "the example changed");
+    std::fs::write(
+        &example,
+        text.replace("require_2fa: true", "require_2fa: false"),
+    )
+    .expect("write");
+    let example = example.display().to_string();
     let remote = |token: &str| {
         vec![
             "--endpoint".to_owned(),
@@ -172,7 +210,7 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
     let (status, _) = post(
         &format!("{url}/teams"),
         &boot,
-        json!({"team": "globex", "owner": "hank@globex.com"}),
+        json!({"team": "globex", "owner": "alice@acme.com"}),
     )
     .await;
     assert_eq!(status, 201);
@@ -209,4 +247,61 @@ async fn serve_on_dynamodb_applies_the_example_and_scopes_api_keys() {
         (status, body["code"].as_str()),
         (401, Some("unauthenticated"))
     );
+}
+
+#[test]
+fn serve_over_dynamodb_refuses_to_start_without_a_named_owner() {
+    assert!(
+        std::env::var_os(ENDPOINT_VAR).is_some(),
+        "{ENDPOINT_VAR} is not set: these tests need moto; run scripts/test.sh, which starts moto"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("dynamodb:{}", unique_table_name("noowner"));
+    let run = teamform_within(
+        dir.path(),
+        &["serve", "--addr", "127.0.0.1:0", "--store", &store],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stderr.contains("pass --owner EMAIL"), "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("tfp_"),
+        "no token was minted: {}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_owner_token_in_a_dynamodb_table_is_refused_by_serve() {
+    let store = moto_store("localowner").await;
+    // A token with no email, as a host that honours the local owner mints it.
+    let minting = Service::new(
+        store.clone(),
+        Arc::new(Catalog::standard()),
+        Arc::new(SystemClock),
+        "http://localhost".into(),
+    )
+    .with_local_owner_tokens();
+    let local_owner = minting
+        .create_token(&Principal::LocalOwner, "left in a shared table", None)
+        .await
+        .expect("minted")
+        .secret;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flag = format!("dynamodb:{}", store.table());
+    let served = serve(dir.path(), &["--store", &flag, "--owner", "alice@acme.com"]);
+    let (status, body) = get(&format!("{}/me", served.url), &local_owner).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body:#}"
+    );
+    let (status, _) = get(&format!("{}/me", served.url), &served.token).await;
+    assert_eq!(status, 200, "the named owner's token works");
 }
