@@ -286,6 +286,15 @@ impl World {
     }
 }
 
+/// A batch of one settings change that claims 2FA was `from` and sets `to`.
+fn settings_batch(from: bool, to: bool) -> Value {
+    json!({"changes": [{
+        "op": "update_settings",
+        "from": {"require_2fa": from, "invitation_ttl_days": 15},
+        "to": {"require_2fa": to, "invitation_ttl_days": 15}
+    }]})
+}
+
 const EVERY_PERMISSION: &[&str] = &[
     "team.members.read",
     "team.members.invite",
@@ -581,11 +590,7 @@ async fn a_before_image_that_lies_about_2fa_is_stale() {
             "POST",
             "/teams/t1/changes",
             &adam,
-            Some(json!({"changes": [{
-                "op": "update_settings",
-                "from": {"require_2fa": false, "invitation_ttl_days": 15},
-                "to": {"require_2fa": false, "invitation_ttl_days": 15}
-            }]})),
+            Some(settings_batch(false, false)),
         )
         .await;
     lie.is(409, "stale_change");
@@ -598,11 +603,7 @@ async fn a_before_image_that_lies_about_2fa_is_stale() {
             "POST",
             "/teams/t1/changes",
             &adam,
-            Some(json!({"changes": [{
-                "op": "update_settings",
-                "from": {"require_2fa": true, "invitation_ttl_days": 15},
-                "to": {"require_2fa": false, "invitation_ttl_days": 15}
-            }]})),
+            Some(settings_batch(true, false)),
         )
         .await;
     truth.is(403, "forbidden");
@@ -620,11 +621,7 @@ async fn the_lockout_guard_reads_live_settings() {
             "POST",
             "/teams/t1/changes",
             &alice_no_2fa,
-            Some(json!({"changes": [{
-                "op": "update_settings",
-                "from": {"require_2fa": true, "invitation_ttl_days": 15},
-                "to": {"require_2fa": true, "invitation_ttl_days": 15}
-            }]})),
+            Some(settings_batch(true, true)),
         )
         .await;
     r.is(409, "stale_change");
@@ -633,11 +630,7 @@ async fn the_lockout_guard_reads_live_settings() {
             "POST",
             "/teams/t1/changes",
             &alice_no_2fa,
-            Some(json!({"changes": [{
-                "op": "update_settings",
-                "from": {"require_2fa": false, "invitation_ttl_days": 15},
-                "to": {"require_2fa": true, "invitation_ttl_days": 15}
-            }]})),
+            Some(settings_batch(false, true)),
         )
         .await;
     r.is(403, "two_factor_required");
