@@ -683,11 +683,9 @@ impl TeamState {
     /// Whether members plus pending invitations fit the seat limit. Checked
     /// after a whole batch, so that a plan swapping one person for another
     /// at the limit (invites are applied before removals) is not refused.
-    pub fn check_seats(&self, now: Timestamp) -> Result<(), ChangeError> {
+    pub fn check_seats(&self) -> Result<(), ChangeError> {
         match self.settings.seat_limit {
-            Some(limit) if self.seats_used(now) > limit as usize => {
-                Err(ChangeError::SeatLimit(limit))
-            }
+            Some(limit) if self.seats_used() > limit as usize => Err(ChangeError::SeatLimit(limit)),
             _ => Ok(()),
         }
     }

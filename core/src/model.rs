@@ -314,13 +314,10 @@ impl TeamState {
         }
     }
 
-    /// Members plus pending (unexpired) invitations: what a seat limit counts.
-    pub fn seats_used(&self, now: Timestamp) -> usize {
-        self.members.len()
-            + self
-                .invitations
-                .values()
-                .filter(|i| !i.is_expired(now))
-                .count()
+    /// Members plus pending invitations, expired ones included (they hold
+    /// their seat until revoked or re-invited): what a seat limit counts. The
+    /// service keeps the same count on the team's META.
+    pub fn seats_used(&self) -> usize {
+        self.members.len() + self.invitations.len()
     }
 }

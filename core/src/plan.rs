@@ -189,7 +189,7 @@ pub struct PlanOptions {
 
 /// Says when the team after this plan would not fit its seat limit, so that
 /// a reviewer learns it from the plan rather than from a failed apply.
-fn seats_note(spec: &TeamSpec, live: &TeamState, now: Timestamp) -> Option<String> {
+fn seats_note(spec: &TeamSpec, live: &TeamState) -> Option<String> {
     let limit = spec
         .settings
         .as_ref()
@@ -202,7 +202,7 @@ fn seats_note(spec: &TeamSpec, live: &TeamState, now: Timestamp) -> Option<Strin
         seats += live
             .invitations
             .values()
-            .filter(|i| !listed(&i.email) && !i.is_expired(now))
+            .filter(|i| !listed(&i.email))
             .count();
     }
     (seats > limit).then(|| {
@@ -430,7 +430,7 @@ pub fn plan_with(
         (None, None) => (RemovalLimit::DEFAULT, LimitSource::Default),
     };
     let planned = changes.iter().filter(|c| c.is_removal()).count();
-    if let Some(note) = seats_note(spec, live, now) {
+    if let Some(note) = seats_note(spec, live) {
         notes.push(note);
     }
     let stays = |e: &crate::model::Email| {

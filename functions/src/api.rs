@@ -23,7 +23,7 @@ use crate::auth::{Principal, PrincipalView};
 use crate::openapi::__path_openapi_json;
 use crate::openapi::schema::{self, Problem};
 use crate::openapi::{ApiDoc, openapi_json};
-use crate::service::{BatchOptions, Service, ServiceError};
+use crate::service::{BatchOptions, MemberFilter, Service, ServiceError};
 use crate::store::PageRequest;
 
 /// Largest request body accepted (Lambda's own payload limit is 6 MB).
@@ -589,10 +589,7 @@ async fn team_state(
     Path(team): Path<String>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
-    let snapshot = state
-        .service
-        .authorized(&team, &who, "team.members.read")
-        .await?;
+    let snapshot = state.service.whole_state(&team, &who).await?;
     Ok((etag(snapshot.version), Json(snapshot)).into_response())
 }
 
@@ -752,18 +749,15 @@ async fn members(
             }],
         ));
     }
-    let all = state
-        .service
-        .members(&team, &who, p.role.as_deref(), p.status.as_deref())
-        .await?;
-    let start = match &after {
-        Some(a) => all.partition_point(|m| m.email.to_lowercase() <= *a),
-        None => 0,
+    let filter = MemberFilter {
+        role: p.role.as_deref(),
+        status: p.status.as_deref(),
     };
-    let items: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
-    let next_cursor = (start + items.len() < all.len())
-        .then(|| items.last().map(|m| encode_cursor(&m.email.to_lowercase())))
-        .flatten();
+    let (items, next) = state
+        .service
+        .members_page(&team, &who, &filter, limit, after)
+        .await?;
+    let next_cursor = next.map(|key| encode_cursor(&key));
     Ok(Json(ListPage { items, next_cursor }).into_response())
 }
 

@@ -7,6 +7,8 @@
 //! - `TEAM#<id>` / `AUDIT#<version>#<seq>`: one per applied change
 //! - `TEAM#<id>` / `OUTBOX#<version>#<seq>`: an email to send, written with its change
 //! - `TEAM#<id>` / `APIKEY#<id>`: an API key's name, roles and hash
+//! - `TEAM#<id>` / `HOLDER#<role>#<email>`: who holds a custom role (members
+//!   and invitations), so a role still in use is found without reading the team
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
 //! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
 //!
@@ -33,6 +35,7 @@ pub const ROLE: &str = "ROLE#";
 pub const AUDIT: &str = "AUDIT#";
 pub const OUTBOX: &str = "OUTBOX#";
 pub const APIKEY: &str = "APIKEY#";
+pub const HOLDER: &str = "HOLDER#";
 
 pub fn team_pk(team: &TeamId) -> String {
     format!("TEAM#{team}")
@@ -45,6 +48,18 @@ pub fn invite_sk(email: &Email) -> String {
 }
 pub fn role_sk(name: &RoleName) -> String {
     format!("{ROLE}{name}")
+}
+/// Where the holders of one custom role are listed.
+pub fn holders_prefix(role: &RoleName) -> String {
+    format!("{HOLDER}{role}#")
+}
+pub fn holder_sk(role: &RoleName, email: &Email) -> String {
+    format!("{}{}", holders_prefix(role), email.key())
+}
+pub fn holder_item(team: &TeamId, role: &RoleName, email: &Email) -> Item {
+    Item::new(team_pk(team), holder_sk(role, email))
+        .with("type", "role_holder")
+        .with("email", email.as_str())
 }
 pub fn user_pk(email: &Email) -> String {
     format!("USER#{}", email.key())
@@ -86,6 +101,21 @@ pub fn decode<T: DeserializeOwned>(item: &Item, extra: &[&str]) -> Result<T, Sto
         .map_err(|e| StoreError::Malformed(format!("{} / {}: {e}", item.pk, item.sk)))
 }
 
+/// How many members and pending invitations a team has, kept on `META` and
+/// written in the transaction of every change that moves them, so that the
+/// seat limit is checked without reading the team.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub members: u64,
+    pub invitations: u64,
+}
+
+impl Counts {
+    pub fn seats(&self) -> u64 {
+        self.members + self.invitations
+    }
+}
+
 /// The team-level fields, held on the `META` item with the version.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Meta {
@@ -94,16 +124,19 @@ pub struct Meta {
     pub owner: Email,
     pub settings: Settings,
     pub version: u64,
+    #[serde(default)]
+    pub counts: Counts,
 }
 
 impl Meta {
-    pub fn of(state: &TeamState) -> Meta {
+    pub fn of(state: &TeamState, counts: Counts) -> Meta {
         Meta {
             team: state.team.clone(),
             display_name: state.display_name.clone(),
             owner: state.owner.clone(),
             settings: state.settings.clone(),
             version: state.version,
+            counts,
         }
     }
 
@@ -155,6 +188,25 @@ pub fn state_from_items(
 ) -> Result<Option<TeamState>, StoreError> {
     let Some(meta) = meta else { return Ok(None) };
     let meta: Meta = decode(&meta, &[])?;
+    Ok(Some(state_from_meta(
+        meta,
+        &members,
+        &invitations,
+        &roles,
+        transfer.as_ref(),
+    )?))
+}
+
+/// A team snapshot holding the given items only: the whole team when they
+/// are all of its items, a scoped snapshot when they are the few an
+/// operation touches.
+pub fn state_from_meta(
+    meta: Meta,
+    members: &[Item],
+    invitations: &[Item],
+    roles: &[Item],
+    transfer: Option<&Item>,
+) -> Result<TeamState, StoreError> {
     let mut state = TeamState {
         team: meta.team,
         display_name: meta.display_name,
@@ -166,20 +218,20 @@ pub fn state_from_items(
         transfer: None,
         version: meta.version,
     };
-    for item in &members {
+    for item in members {
         let m: Member = decode(item, &[])?;
         state.members.insert(m.email.clone(), m);
     }
-    for item in &invitations {
+    for item in invitations {
         let i: Invitation = decode(item, &[])?;
         state.invitations.insert(i.email.clone(), i);
     }
-    for item in &roles {
+    for item in roles {
         let r: RoleItem = decode(item, &[])?;
         state.roles.insert(r.name, r.role);
     }
-    if let Some(item) = &transfer {
+    if let Some(item) = transfer {
         state.transfer = Some(decode(item, &[])?);
     }
-    Ok(Some(state))
+    Ok(state)
 }

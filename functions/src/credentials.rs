@@ -99,21 +99,24 @@ impl Service {
         expires_at: Option<Timestamp>,
         expected: Option<u64>,
     ) -> Result<Created<ApiKeyView>, ServiceError> {
-        let state = self.authorized(team, who, "team.api_keys.manage").await?;
-        check_version(&state, expected)?;
+        let scoped = self
+            .authorized_scoped(team, who, "team.api_keys.manage")
+            .await?;
+        let state = &scoped.state;
+        check_version(state, expected)?;
         check_credential_name(name)?;
         let catalog = self.catalog();
-        let permissions = self.key_permissions(&state, who, permissions)?;
+        let permissions = self.key_permissions(state, who, permissions)?;
         if roles.is_empty() && permissions.is_empty() {
             return Err(invalid("a key needs at least one role or permission"));
         }
         if !roles.is_empty() {
-            check_roles(roles, catalog, &state)
+            check_roles(roles, catalog, state)
                 .map_err(|error| ServiceError::invalid(error.code(), error.to_string()))?;
         }
         let mut granted = catalog.permissions_of(roles, &state.roles);
         granted.extend(permissions.iter());
-        check_grant(who, &state, catalog, &granted)?;
+        check_grant(who, state, catalog, &granted)?;
         let now = self.now();
         check_expiry(expires_at, now)?;
         let fresh = secret::generate("tfk_");
@@ -149,7 +152,7 @@ impl Service {
             },
         ];
         let detail = json!({ "id": view.id, "name": view.name, "roles": view.roles, "permissions": view.permissions });
-        self.commit_operation(&state, who, "create_api_key", detail, writes)
+        self.commit_operation(&scoped, who, "create_api_key", detail, writes)
             .await?;
         Ok(Created {
             view,
@@ -184,8 +187,11 @@ impl Service {
         id: &str,
         expected: Option<u64>,
     ) -> Result<(), ServiceError> {
-        let state = self.authorized(team, who, "team.api_keys.manage").await?;
-        check_version(&state, expected)?;
+        let scoped = self
+            .authorized_scoped(team, who, "team.api_keys.manage")
+            .await?;
+        let state = &scoped.state;
+        check_version(state, expected)?;
         let pk = codec::team_pk(team);
         let item = self
             .store()
@@ -211,7 +217,7 @@ impl Service {
             },
         ];
         let detail = json!({ "id": id, "name": record.view.name });
-        self.commit_operation(&state, who, "revoke_api_key", detail, writes)
+        self.commit_operation(&scoped, who, "revoke_api_key", detail, writes)
             .await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod mailer;
 pub mod openapi;
 pub mod resources;
+pub mod scoped;
 pub mod secret;
 pub mod service;
 pub mod store;

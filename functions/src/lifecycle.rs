@@ -14,6 +14,7 @@ use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 
 use crate::auth::Principal;
 use crate::codec;
+use crate::scoped::{Entry, Scoped, bookkeeping};
 use crate::secret;
 use crate::service::{Applied, Mail, Service, ServiceError, token_item};
 use crate::store::{Condition, Item, Write};
@@ -132,7 +133,7 @@ impl Service {
         invalid: &'static str,
         expired: Option<(&'static str, &'static str)>,
         now: Timestamp,
-    ) -> Result<(Link, TeamState), ServiceError> {
+    ) -> Result<(Link, Scoped), ServiceError> {
         let link = self.link(secret, kind, invalid).await?;
         acts_as(who, &link.email)?;
         if let Some((code, message)) = expired
@@ -140,12 +141,12 @@ impl Service {
         {
             return Err(gone(code, message));
         }
-        let state = self
-            .load(&link.team)
+        let scoped = self
+            .load_scoped(&link.team, who, [&link.email])
             .await?
             .ok_or_else(|| gone(invalid, "the team is gone"))?;
-        require_2fa(who, &state)?;
-        Ok((link, state))
+        require_2fa(who, &scoped.state)?;
+        Ok((link, scoped))
     }
 
     /// Accepts an invitation: the invited person becomes a member with the
@@ -160,7 +161,7 @@ impl Service {
             "invitation_expired",
             "this invitation has expired; ask for a new one",
         );
-        let (link, mut state) = self
+        let (link, mut scoped) = self
             .open_link(
                 secret,
                 who,
@@ -170,6 +171,7 @@ impl Service {
                 now,
             )
             .await?;
+        let state = &mut scoped.state;
         let inv = match state.invitations.get(&link.email) {
             Some(inv) if inv.link == link.link => inv.clone(),
             Some(_) => {
@@ -191,6 +193,7 @@ impl Service {
                 "this invitation has expired; ask for a new one",
             ));
         }
+        let before = Entry::of(state, &inv.email);
         state.invitations.remove(&inv.email);
         let member = Member {
             email: inv.email.clone(),
@@ -209,7 +212,15 @@ impl Service {
         state.members.insert(member.email.clone(), member.clone());
         state.check_invariants().map_err(ServiceError::Conflict)?;
         let team_pk = codec::team_pk(&state.team);
-        let writes = vec![
+        let after = Entry::of(state, &inv.email);
+        let bookkept = bookkeeping(
+            &state.team,
+            &inv.email,
+            (&before, &state.roles),
+            (&after, &state.roles),
+            &mut scoped.counts,
+        );
+        let mut writes = vec![
             delete(link.pk.clone(), "TOKEN", Condition::Exists),
             delete(
                 team_pk.clone(),
@@ -228,12 +239,13 @@ impl Service {
                 Condition::None,
             ),
         ];
+        writes.extend(bookkept);
         let detail = json!({ "email": inv.email, "roles": inv.roles, "kind": link.kind });
         let version = self
-            .commit_operation(&state, who, "accept_invitation", detail, writes)
+            .commit_operation(&scoped, who, "accept_invitation", detail, writes)
             .await?;
         Ok(Membership {
-            team: state.team,
+            team: scoped.state.team,
             roles: Some(inv.roles),
             version: Some(version),
         })
@@ -247,7 +259,7 @@ impl Service {
         email: &Email,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[email], expected, |state| {
             let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::Reinvite {
                 email: inv.email.clone(),
@@ -266,7 +278,7 @@ impl Service {
         email: &Email,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[email], expected, |state| {
             let inv = state.invitations.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::RevokeInvitation {
                 email: inv.email.clone(),
@@ -285,8 +297,12 @@ impl Service {
             ));
         };
         // Leaving needs no second factor: nobody is kept in a team they cannot enter.
-        let mut state = self.load(team).await?.ok_or(ServiceError::NotFound)?;
-        if who.standing(&state) == crate::auth::Standing::Outsider {
+        let mut scoped = self
+            .load_scoped(team, who, [email])
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let state = &mut scoped.state;
+        if who.standing(state) == crate::auth::Standing::Outsider {
             return Err(ServiceError::NotFound);
         }
         if email == &state.owner {
@@ -296,6 +312,7 @@ impl Service {
                 error: ChangeError::OwnerProtected(email.to_string()),
             });
         }
+        let before = Entry::of(state, email);
         let member = state.members.remove(email).ok_or(ServiceError::NotFound)?;
         if state.transfer.as_ref().is_some_and(|t| &t.to == email) {
             return Err(ServiceError::Conflict(
@@ -303,12 +320,20 @@ impl Service {
             ));
         }
         let team_pk = codec::team_pk(team);
-        let writes = vec![
+        let mut writes = vec![
             delete(team_pk.clone(), codec::member_sk(email), Condition::Exists),
             delete(codec::user_pk(email), team_pk, Condition::None),
         ];
+        let after = Entry::of(state, email);
+        writes.extend(bookkeeping(
+            team,
+            email,
+            (&before, &state.roles),
+            (&after, &state.roles),
+            &mut scoped.counts,
+        ));
         let detail = json!({ "email": member.email, "roles": member.roles });
-        self.commit_operation(&state, who, "leave", detail, writes)
+        self.commit_operation(&scoped, who, "leave", detail, writes)
             .await
     }
 
@@ -341,7 +366,7 @@ impl Service {
         who: &Principal,
         to: &Email,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, None, |state| {
+        self.single_change(team, who, &[to], None, |state| {
             Ok(Change::TransferOwnership {
                 from: state.owner.clone(),
                 to: to.clone(),
@@ -356,9 +381,10 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<u64, ServiceError> {
-        let mut state = self.visible(team, who).await?;
+        let mut scoped = self.visible_scoped(team, who, []).await?;
+        let state = &mut scoped.state;
         if !who.may(
-            &state,
+            state,
             self.catalog(),
             teamform_core::change::Requirement::Owner,
         ) {
@@ -373,7 +399,7 @@ impl Service {
             Condition::Exists,
         )];
         self.commit_operation(
-            &state,
+            &scoped,
             who,
             "cancel_transfer",
             json!({ "to": transfer.to }),
@@ -390,10 +416,11 @@ impl Service {
         who: &Principal,
     ) -> Result<u64, ServiceError> {
         let now = self.now();
-        let (link, mut state) = self
+        let (link, mut scoped) = self
             .open_link(secret, who, "transfer", "transfer_invalid", None, now)
             .await?;
-        let mut transfer = self.pending_transfer(&state, &link, now)?;
+        let state = &mut scoped.state;
+        let mut transfer = self.pending_transfer(state, &link, now)?;
         if state.owner != link.email {
             return Err(gone(
                 "transfer_invalid",
@@ -438,7 +465,7 @@ impl Service {
             ),
         };
         let detail = json!({ "from": transfer.from, "to": transfer.to });
-        self.commit_operation_mailing(&state, who, "confirm_transfer", detail, writes, vec![mail])
+        self.commit_operation_mailing(&scoped, who, "confirm_transfer", detail, writes, vec![mail])
             .await
     }
 
@@ -450,7 +477,7 @@ impl Service {
         who: &Principal,
     ) -> Result<Membership, ServiceError> {
         let now = self.now();
-        let (link, mut state) = self
+        let (link, mut scoped) = self
             .open_link(
                 secret,
                 who,
@@ -460,7 +487,8 @@ impl Service {
                 now,
             )
             .await?;
-        let transfer = self.pending_transfer(&state, &link, now)?;
+        let state = &mut scoped.state;
+        let transfer = self.pending_transfer(state, &link, now)?;
         if !transfer.owner_confirmed || transfer.to != link.email || state.owner != transfer.from {
             return Err(gone(
                 "transfer_invalid",
@@ -468,6 +496,9 @@ impl Service {
             ));
         }
         let was_invited = state.invitations.contains_key(&transfer.to);
+        let people = [transfer.to.clone(), transfer.from.clone()];
+        let before: Vec<Entry> = people.iter().map(|e| Entry::of(state, e)).collect();
+        let roles_before = state.roles.clone();
         state.complete_transfer(self.catalog(), now);
         state.check_invariants().map_err(ServiceError::Conflict)?;
         let team_pk = codec::team_pk(&state.team);
@@ -494,10 +525,21 @@ impl Service {
                 .with("joined_at", now.to_rfc3339()),
             Condition::None,
         ));
+        for (email, before) in people.iter().zip(&before) {
+            let after = Entry::of(state, email);
+            writes.extend(bookkeeping(
+                &state.team,
+                email,
+                (before, &roles_before),
+                (&after, &state.roles),
+                &mut scoped.counts,
+            ));
+        }
         let detail = json!({ "from": transfer.from, "to": transfer.to, "previous_owner_role": self.catalog().previous_owner_role });
         let version = self
-            .commit_operation(&state, who, "complete_transfer", detail, writes)
+            .commit_operation(&scoped, who, "complete_transfer", detail, writes)
             .await?;
+        let state = scoped.state;
         let roles = state.members.get(&transfer.to).map(|m| m.roles.clone());
         Ok(Membership {
             team: state.team,

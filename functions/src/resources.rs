@@ -10,6 +10,17 @@ use teamform_core::{Change, Email, RoleName, TeamId};
 use crate::auth::Principal;
 use crate::service::{Applied, BatchOptions, Service, ServiceError};
 
+/// How often a one-thing write that lost a race is re-read and retried.
+const RETRIES: u32 = 12;
+
+/// A jittered wait before retry `attempt`: up to 2^attempt ms, capped at 100.
+async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let cap = 1u64 << attempt.min(7);
+    let ms = rand::rng().random_range(0..=cap.min(100));
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
 /// A team's roles: the catalog's and its own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolesView {
@@ -18,33 +29,61 @@ pub struct RolesView {
 }
 
 impl Service {
-    /// Runs the one change `build` makes from the live team, at the version
-    /// it was read (or at `expected`, the caller's `If-Match`).
+    /// Runs the one change `build` makes from the live team, read as far as
+    /// the caller and `people` go (a fixed number of items whatever the
+    /// team's size), at the version it was read (or at `expected`, the
+    /// caller's `If-Match`).
+    ///
+    /// Without `If-Match`, a write that lost a race to another writer is
+    /// re-read and rebuilt, a few times with jittered waits: the change is
+    /// validated afresh each time, so the retry is safe, and concurrent
+    /// one-person writes succeed instead of bouncing with 409. With
+    /// `If-Match` the caller asked for exactly one version, and gets 412.
     pub(crate) async fn single_change(
         &self,
         team: &TeamId,
         who: &Principal,
+        people: &[&Email],
         expected: Option<u64>,
-        build: impl FnOnce(&teamform_core::TeamState) -> Result<Change, ServiceError>,
+        build: impl Fn(&teamform_core::TeamState) -> Result<Change, ServiceError>,
     ) -> Result<Applied, ServiceError> {
-        let state = self.visible(team, who).await?;
-        if let Some(expected) = expected
-            && expected != state.version
-        {
-            return Err(ServiceError::VersionConflict {
-                expected,
-                actual: state.version,
-            });
+        let mut attempt = 0u32;
+        loop {
+            let scoped = self
+                .visible_scoped(team, who, people.iter().copied())
+                .await?;
+            if let Some(expected) = expected
+                && expected != scoped.state.version
+            {
+                return Err(ServiceError::VersionConflict {
+                    expected,
+                    actual: scoped.state.version,
+                });
+            }
+            let change = build(&scoped.state)?;
+            let version = scoped.state.version;
+            let named = scoped.people.clone();
+            let result = self
+                .execute_on(
+                    team,
+                    who,
+                    Some(scoped),
+                    named,
+                    std::slice::from_ref(&change),
+                    Some(version),
+                    &BatchOptions::default(),
+                )
+                .await;
+            match result {
+                Err(ServiceError::VersionConflict { .. })
+                    if expected.is_none() && attempt < RETRIES =>
+                {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => return other,
+            }
         }
-        let change = build(&state)?;
-        self.execute(
-            team,
-            who,
-            &[change],
-            Some(state.version),
-            &BatchOptions::default(),
-        )
-        .await
     }
 
     pub async fn invite(
@@ -56,8 +95,12 @@ impl Service {
         roles: Roles,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |_| {
-            Ok(Change::Invite { email, name, roles })
+        self.single_change(team, who, &[&email], expected, |_| {
+            Ok(Change::Invite {
+                email: email.clone(),
+                name: name.clone(),
+                roles: roles.clone(),
+            })
         })
         .await
     }
@@ -71,18 +114,18 @@ impl Service {
         roles: Roles,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[email], expected, |state| {
             if let Some(m) = state.members.get(email) {
                 Ok(Change::ChangeRoles {
                     email: m.email.clone(),
                     from: m.roles.clone(),
-                    to: roles,
+                    to: roles.clone(),
                 })
             } else if let Some(i) = state.invitations.get(email) {
                 Ok(Change::ChangeInvitationRoles {
                     email: i.email.clone(),
                     from: i.roles.clone(),
-                    to: roles,
+                    to: roles.clone(),
                 })
             } else {
                 Err(ServiceError::NotFound)
@@ -98,7 +141,7 @@ impl Service {
         email: &Email,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[email], expected, |state| {
             let m = state.members.get(email).ok_or(ServiceError::NotFound)?;
             Ok(Change::RemoveMember {
                 email: m.email.clone(),
@@ -124,10 +167,10 @@ impl Service {
         settings: Settings,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[], expected, |state| {
             Ok(Change::UpdateSettings {
                 from: state.settings.clone(),
-                to: settings,
+                to: settings.clone(),
             })
         })
         .await
@@ -157,14 +200,17 @@ impl Service {
         role: CustomRole,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[], expected, |state| {
             Ok(match state.roles.get(&name) {
                 Some(from) => Change::UpdateRole {
-                    name,
+                    name: name.clone(),
                     from: from.clone(),
-                    to: role,
+                    to: role.clone(),
                 },
-                None => Change::CreateRole { name, role },
+                None => Change::CreateRole {
+                    name: name.clone(),
+                    role: role.clone(),
+                },
             })
         })
         .await
@@ -177,7 +223,7 @@ impl Service {
         name: &RoleName,
         expected: Option<u64>,
     ) -> Result<Applied, ServiceError> {
-        self.single_change(team, who, expected, |state| {
+        self.single_change(team, who, &[], expected, |state| {
             let role = state.roles.get(name).ok_or(ServiceError::NotFound)?;
             Ok(Change::DeleteRole {
                 name: name.clone(),

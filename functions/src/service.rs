@@ -14,14 +14,16 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use teamform_core::change::Requirement;
-use teamform_core::model::Roles;
+use teamform_core::model::{Invitation, Member, Roles};
 use teamform_core::{Catalog, Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 
 use crate::auth::{Principal, Standing};
 use crate::clock::Clock;
 use crate::codec;
+use crate::codec::Counts;
+use crate::scoped::{Entry, Scoped, bookkeeping};
 use crate::secret;
-use crate::store::{Condition, Item, MAX_TRANSACT_WRITES, Store, StoreError, Write};
+use crate::store::{Condition, Item, MAX_TRANSACT_WRITES, PageRequest, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -100,7 +102,7 @@ pub struct Mail {
 }
 
 /// One change applied in memory, with everything it writes.
-struct Step {
+pub(crate) struct Step {
     /// Data writes (members, invitations, roles, look-ups).
     writes: Vec<Write>,
     /// The audit record of the change.
@@ -109,6 +111,19 @@ struct Step {
     /// Team-level fields as they stand after this step.
     after: codec::Meta,
     keys: HashSet<(String, String)>,
+}
+
+impl Step {
+    /// Fixes the team-level fields and counters the step leaves, and the
+    /// keys it writes (a part never writes one item twice).
+    fn seal(&mut self, state: &TeamState, counts: Counts) {
+        self.after = codec::Meta::of(state, counts);
+        self.keys = self
+            .writes
+            .iter()
+            .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
+            .collect();
+    }
 }
 
 /// Where a host hands emails after their change committed (locally: files;
@@ -129,6 +144,39 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     /// Base of links in emails (`{public_url}/invitations/accept?token=...`).
     public_url: String,
+}
+
+/// What `GET /teams/{team}/members` filters on.
+#[derive(Debug, Clone, Default)]
+pub struct MemberFilter<'a> {
+    pub role: Option<&'a str>,
+    /// `joined` or `pending`.
+    pub status: Option<&'a str>,
+}
+
+fn member_view(m: &Member, show_signin: bool) -> MemberView {
+    MemberView {
+        email: m.email.to_string(),
+        name: m.name.clone(),
+        roles: m.roles.clone(),
+        status: "joined".into(),
+        expires_at: None,
+        expired: None,
+        signin_method: show_signin
+            .then(|| if m.two_factor { "email+2fa" } else { "email" }.to_owned()),
+    }
+}
+
+fn invitation_view(i: &Invitation, now: Timestamp) -> MemberView {
+    MemberView {
+        email: i.email.to_string(),
+        name: i.name.clone(),
+        roles: i.roles.clone(),
+        status: "pending".into(),
+        expires_at: Some(i.expires_at),
+        expired: Some(i.is_expired(now)),
+        signin_method: None,
+    }
 }
 
 /// Per-member API view, used by `GET /teams/{team}/members`.
@@ -219,76 +267,167 @@ impl Service {
         )?)
     }
 
-    /// Loads a team the principal may see, else `NotFound` (never revealing
-    /// that a team exists to an outsider).
-    pub async fn visible(&self, team: &TeamId, who: &Principal) -> Result<TeamState, ServiceError> {
-        let state = self.load(team).await?.ok_or(ServiceError::NotFound)?;
-        admit(who, &state)?;
-        Ok(state)
+    /// Reads a team the principal may see, scoped to the caller and
+    /// `emails`, else `NotFound` (never revealing that a team exists to an
+    /// outsider).
+    pub async fn visible_scoped<'a>(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        emails: impl IntoIterator<Item = &'a Email>,
+    ) -> Result<Scoped, ServiceError> {
+        let scoped = self
+            .load_scoped(team, who, emails)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        admit(who, &scoped.state)?;
+        Ok(scoped)
     }
 
-    /// Loads a team and checks one permission.
+    /// The team as far as the caller's standing goes (a scoped snapshot:
+    /// never the whole member list).
+    pub async fn visible(&self, team: &TeamId, who: &Principal) -> Result<TeamState, ServiceError> {
+        Ok(self.visible_scoped(team, who, []).await?.state)
+    }
+
+    /// `visible_scoped`, and the caller holds `permission`.
+    pub async fn authorized_scoped(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        permission: &'static str,
+    ) -> Result<Scoped, ServiceError> {
+        let scoped = self.visible_scoped(team, who, []).await?;
+        if !who.may(
+            &scoped.state,
+            &self.catalog,
+            Requirement::Permission(permission),
+        ) {
+            return Err(ServiceError::Forbidden(format!(
+                "this needs the permission `{permission}`"
+            )));
+        }
+        Ok(scoped)
+    }
+
+    /// A scoped snapshot, after checking one permission.
     pub async fn authorized(
         &self,
         team: &TeamId,
         who: &Principal,
         permission: &'static str,
     ) -> Result<TeamState, ServiceError> {
-        let state = self.visible(team, who).await?;
-        if !who.may(&state, &self.catalog, Requirement::Permission(permission)) {
-            return Err(ServiceError::Forbidden(format!(
-                "this needs the permission `{permission}`"
-            )));
-        }
-        Ok(state)
+        Ok(self.authorized_scoped(team, who, permission).await?.state)
     }
 
-    /// Members and pending invitations, filtered, in email order.
-    pub async fn members(
+    /// The whole team, for a caller holding `team.members.read`: the
+    /// reconciler's read, every page of it.
+    pub async fn whole_state(
         &self,
         team: &TeamId,
         who: &Principal,
-        role: Option<&str>,
-        status: Option<&str>,
-    ) -> Result<Vec<MemberView>, ServiceError> {
-        let state = self.authorized(team, who, "team.members.read").await?;
+    ) -> Result<TeamState, ServiceError> {
+        self.authorized_scoped(team, who, "team.members.read")
+            .await?;
+        self.load(team).await?.ok_or(ServiceError::NotFound)
+    }
+
+    /// One page of members and pending invitations, filtered, in email
+    /// order, read page by page from the store (never the whole team):
+    /// `after` is the normalized email the previous page ended with. Returns
+    /// the page and, when more may follow, the email to continue after.
+    pub async fn members_page(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        filter: &MemberFilter<'_>,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
+        let scoped = self
+            .authorized_scoped(team, who, "team.members.read")
+            .await?;
         let now = self.now();
         let show_signin = who.may(
-            &state,
+            &scoped.state,
             &self.catalog,
             Requirement::Permission("team.members.signin_method.read"),
         );
-        let joined = state.members.values().map(|m| MemberView {
-            email: m.email.to_string(),
-            name: m.name.clone(),
-            roles: m.roles.clone(),
-            status: "joined".into(),
-            expires_at: None,
-            expired: None,
-            signin_method: show_signin
-                .then(|| if m.two_factor { "email+2fa" } else { "email" }.to_owned()),
-        });
-        let pending = state.invitations.values().map(|i| MemberView {
-            email: i.email.to_string(),
-            name: i.name.clone(),
-            roles: i.roles.clone(),
-            status: "pending".into(),
-            expires_at: Some(i.expires_at),
-            expired: Some(i.is_expired(now)),
-            signin_method: None,
-        });
-        let mut all: Vec<MemberView> = joined
-            .chain(pending)
-            .filter(|m| role.is_none_or(|r| m.roles.iter().any(|x| x.as_str() == r)))
-            .filter(|m| status.is_none_or(|s| m.status == s))
+        let pk = codec::team_pk(team);
+        let sources: Vec<(&str, &str)> = [(codec::MEMBER, "joined"), (codec::INVITE, "pending")]
+            .into_iter()
+            .filter(|(_, status)| filter.status.is_none_or(|s| s == *status))
             .collect();
-        all.sort_by_key(|m| m.email.to_lowercase());
-        Ok(all)
+        let mut out = Vec::new();
+        let mut cursor = after;
+        loop {
+            // One page of each source after the cursor; the merge is complete
+            // up to the smallest last key of a source that has more.
+            let mut merged: Vec<(String, MemberView)> = Vec::new();
+            let mut boundary: Option<String> = None;
+            for (prefix, _) in &sources {
+                let page = self
+                    .store
+                    .query(
+                        &pk,
+                        prefix,
+                        PageRequest {
+                            limit: Some(limit + 1),
+                            after: cursor.as_ref().map(|c| format!("{prefix}{c}")),
+                        },
+                    )
+                    .await?;
+                let mut last = None;
+                for item in &page.items {
+                    let key = item.sk.trim_start_matches(prefix).to_owned();
+                    let view = if *prefix == codec::MEMBER {
+                        let m: Member = codec::decode(item, &[])?;
+                        member_view(&m, show_signin)
+                    } else {
+                        let i: Invitation = codec::decode(item, &[])?;
+                        invitation_view(&i, now)
+                    };
+                    last = Some(key.clone());
+                    merged.push((key, view));
+                }
+                if page.next.is_some()
+                    && let Some(last) = last
+                {
+                    boundary = Some(match boundary {
+                        Some(b) if b < last => b,
+                        _ => last,
+                    });
+                }
+            }
+            merged.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, view) in merged {
+                if boundary.as_ref().is_some_and(|b| &key > b) {
+                    break;
+                }
+                let wanted = filter
+                    .role
+                    .is_none_or(|r| view.roles.iter().any(|x| x.as_str() == r));
+                if wanted {
+                    // One more than the page tells whether a next page exists.
+                    out.push((key, view));
+                    if out.len() > limit {
+                        out.truncate(limit);
+                        let next = out.last().map(|(k, _)| k.clone());
+                        return Ok((out.into_iter().map(|(_, v)| v).collect(), next));
+                    }
+                }
+            }
+            if boundary.is_none() {
+                return Ok((out.into_iter().map(|(_, v)| v).collect(), None));
+            }
+            cursor = boundary;
+        }
     }
 
     /// Executes a batch of changes. With `expected`, the team must be at that
-    /// version (0: must not exist yet). Validates the whole batch before
-    /// writing anything; commits in parts of at most 100 writes, each part
+    /// version (0: must not exist yet). Reads only what the changes touch
+    /// (O(M) items for M changes); validates the whole batch before writing
+    /// anything; commits in parts of at most 100 writes, each part
     /// conditioned on the version the previous one produced.
     pub async fn execute(
         &self,
@@ -298,20 +437,46 @@ impl Service {
         expected: Option<u64>,
         options: &BatchOptions,
     ) -> Result<Applied, ServiceError> {
+        let people: BTreeSet<Email> = changes.iter().flat_map(people_of).cloned().collect();
+        let loaded = self.load_scoped(team, who, &people).await?;
+        self.execute_on(team, who, loaded, people, changes, expected, options)
+            .await
+    }
+
+    /// `execute` on a scoped snapshot already read, which must hold the
+    /// standing of everyone the changes name.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn execute_on(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        loaded: Option<Scoped>,
+        people: BTreeSet<Email>,
+        changes: &[Change],
+        expected: Option<u64>,
+        options: &BatchOptions,
+    ) -> Result<Applied, ServiceError> {
         let now = self.now();
-        let loaded = self.load(team).await?;
         let creating = matches!(changes.first(), Some(Change::CreateTeam { .. }));
-        let mut state = match loaded {
-            Some(state) => {
-                admit(who, &state)?;
-                state
+        let Scoped {
+            mut state,
+            mut counts,
+            people,
+        } = match loaded {
+            Some(scoped) => {
+                admit(who, &scoped.state)?;
+                scoped
             }
-            None if creating => TeamState::new(
-                team.clone(),
-                String::new(),
-                placeholder_owner(changes)?,
-                now,
-            ),
+            None if creating => Scoped {
+                state: TeamState::new(
+                    team.clone(),
+                    String::new(),
+                    placeholder_owner(changes)?,
+                    now,
+                ),
+                counts: Counts::default(),
+                people,
+            },
             None => return Err(ServiceError::NotFound),
         };
         if creating && state.version != 0 {
@@ -332,30 +497,60 @@ impl Service {
         let mut steps = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             let action = change.action();
+            let at = |error| ServiceError::Change {
+                index,
+                action,
+                error,
+            };
             self.authorize_change(who, &state, change, index, options)?;
-            state
-                .apply(change, &self.catalog, now)
-                .map_err(|error| ServiceError::Change {
-                    index,
-                    action,
-                    error,
-                })?;
+            if let Change::DeleteRole { name, .. } = change
+                && let Some(holder) = self.role_held_outside(team, name, &people).await?
+            {
+                return Err(at(ChangeError::RoleInUse(
+                    name.to_string(),
+                    holder.to_string(),
+                )));
+            }
+            let touched: Vec<(Email, Entry)> = people_of(change)
+                .map(|e| (e.clone(), Entry::of(&state, e)))
+                .collect();
+            let roles_before = state.roles.clone();
+            state.apply(change, &self.catalog, now).map_err(at)?;
             name_new_link(&mut state, change);
-            steps.push(self.step(&state, change, who, now)?);
+            let mut step = self.step(&state, change, who, now)?;
+            if creating && index == 0 {
+                counts = Counts {
+                    members: 1,
+                    invitations: 0,
+                };
+            } else {
+                for (email, before) in &touched {
+                    let after = Entry::of(&state, email);
+                    step.writes.extend(bookkeeping(
+                        team,
+                        email,
+                        (before, &roles_before),
+                        (&after, &state.roles),
+                        &mut counts,
+                    ));
+                }
+            }
+            step.seal(&state, counts);
+            steps.push(step);
         }
         // Seats are counted once the whole batch is applied: a plan that swaps
         // one person for another at the limit invites before it removes.
         let last_invite = changes
             .iter()
             .rposition(|c| matches!(c, Change::Invite { .. } | Change::Reinvite { .. }));
-        if let Some(index) = last_invite {
-            state
-                .check_seats(now)
-                .map_err(|error| ServiceError::Change {
-                    index,
-                    action: "invite",
-                    error,
-                })?;
+        if let (Some(index), Some(limit)) = (last_invite, state.settings.seat_limit)
+            && counts.seats() > u64::from(limit)
+        {
+            return Err(ServiceError::Change {
+                index,
+                action: "invite",
+                error: ChangeError::SeatLimit(limit),
+            });
         }
         // `apply` never touches the version: it is still the one read.
         let version = self.commit(team, state.version, steps, now).await?;
@@ -567,7 +762,7 @@ impl Service {
             writes,
             audit,
             mails,
-            after: codec::Meta::of(state),
+            after: codec::Meta::of(state, Counts::default()),
             keys,
         })
     }
@@ -688,7 +883,10 @@ impl Service {
                 })
             }
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
-                let actual = self.load(team).await?.map(|s| s.version).unwrap_or(0);
+                let actual = match self.store.get(&pk, codec::META).await? {
+                    Some(item) => codec::decode::<codec::Meta>(&item, &[])?.version,
+                    None => 0,
+                };
                 Err(ServiceError::VersionConflict {
                     expected: prev,
                     actual,
@@ -702,22 +900,22 @@ impl Service {
     /// `Change` (API keys), bumping the version like any mutation.
     pub(crate) async fn commit_operation(
         &self,
-        state: &TeamState,
+        team: &Scoped,
         who: &Principal,
         action: &str,
         detail: Value,
         writes: Vec<Write>,
     ) -> Result<u64, ServiceError> {
-        self.commit_operation_mailing(state, who, action, detail, writes, Vec::new())
+        self.commit_operation_mailing(team, who, action, detail, writes, Vec::new())
             .await
     }
 
     /// Like `commit_operation`, with emails written to the outbox in the same
-    /// transaction. `state` is the team after the operation; its version is
-    /// still the one read.
+    /// transaction. `team` is the (scoped) team after the operation, with its
+    /// counters; its version is still the one read.
     pub(crate) async fn commit_operation_mailing(
         &self,
-        state: &TeamState,
+        team: &Scoped,
         who: &Principal,
         action: &str,
         detail: Value,
@@ -730,11 +928,12 @@ impl Service {
             .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
             .collect();
         let audit = json!({ "at": now.to_rfc3339(), "actor": who.actor(), "action": action, "change": detail });
+        let state = &team.state;
         let step = Step {
             writes,
             audit,
             mails,
-            after: codec::Meta::of(state),
+            after: codec::Meta::of(state, team.counts),
             keys,
         };
         self.commit(&state.team, state.version, vec![step], now)
@@ -781,6 +980,15 @@ pub(crate) fn admit(who: &Principal, state: &TeamState) -> Result<(), ServiceErr
         )));
     }
     Ok(())
+}
+
+/// The people whose standing a change reads or writes.
+fn people_of(change: &Change) -> impl Iterator<Item = &Email> {
+    let from = match change {
+        Change::TransferOwnership { from, .. } => Some(from),
+        _ => None,
+    };
+    change.subject().into_iter().chain(from)
 }
 
 /// The owner named by a batch that creates its team.
