@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiError, AppState, BODY_LIMIT};
+use crate::api::{Anonymous, ApiError, AppState, BODY_LIMIT};
 use crate::store::{Condition, Item, StoreError, Write};
 
 pub const HEADER: &str = "idempotency-key";
@@ -41,8 +41,16 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
     };
+    // A request without a credential where one is needed is refused (401)
+    // by the handler, whatever its key: a bad key must not hide that.
+    if state.anonymous == Anonymous::Refused && !req.headers().contains_key(header::AUTHORIZATION) {
+        return next.run(req).await;
+    }
+    // Visible ASCII only (`!` to `~`), as the document's pattern says.
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_owned()
+        }
         _ => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
