@@ -431,6 +431,19 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// Settings outside their documented ranges are refused as the service
+/// refuses them (422 `invalid_setting`), but before `If-Match` is looked at:
+/// a stale version must not answer 412 to a body that could never apply.
+fn settings_in_range(index: usize, settings: &Settings) -> Result<(), ApiError> {
+    teamform_core::change::check_settings(settings).map_err(|error| {
+        ApiError::from(ServiceError::Change {
+            index,
+            action: "update_settings",
+            error,
+        })
+    })
+}
+
 fn etag(version: u64) -> [(header::HeaderName, String); 1] {
     [(header::ETAG, format!("\"{version}\""))]
 }
@@ -638,6 +651,12 @@ async fn apply_changes(
     Body(batch): Body<ChangeBatch>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
+    for (index, change) in batch.changes.iter().enumerate() {
+        if let Change::UpdateSettings { from, to } = change {
+            settings_in_range(index, from)?;
+            settings_in_range(index, to)?;
+        }
+    }
     let expected = if_match(&headers)?;
     let applied = state
         .service
@@ -1574,6 +1593,7 @@ async fn put_settings(
     Body(body): Body<Settings>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
+    settings_in_range(0, &body)?;
     let expected = if_match(&headers)?;
     let applied = state
         .service

@@ -828,6 +828,30 @@ async fn header_and_range_refusals_match_the_document() {
         let put = checked(r, d, "put", settings, uri, Some(body), &[]).await;
         assert_eq!(put.status, status, "seat_limit {limit}: {:#}", put.body);
     }
+    // Out of range is refused as such even with a stale If-Match, in a batch too.
+    let stale = [("if-match", "\"1\"")];
+    let body = json!({"seat_limit": 0});
+    let put = checked(r, d, "put", settings, uri, Some(body), &stale).await;
+    assert_eq!(
+        put.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        put.body
+    );
+    assert_eq!(put.body["code"], "invalid_setting");
+    let ok = json!({"require_2fa": false, "invitation_ttl_days": 15, "seat_limit": 1});
+    let batch = json!({"changes": [{"op": "update_settings", "from": ok,
+        "to": {"require_2fa": false, "invitation_ttl_days": 15, "seat_limit": 1_000_001}}]});
+    let changes = "/teams/{team}/changes";
+    let uri = "/teams/acme/changes";
+    let refused = checked(r, d, "post", changes, uri, Some(batch), &stale).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.body["change_index"], 0);
 }
 
 /// Every `team` path parameter carries the slug rule of `TeamId::parse`.
