@@ -91,13 +91,13 @@ done
 stage "teamform serve: listening on 127.0.0.1:$PORT (pid $SERVE_PID)"
 
 # --- 2. the seeded team -------------------------------------------------------
-TEAMFORM_TOKEN="$token" "$VENV/bin/python" - "$BASE" "$TEAM" <<'PY' || die "seeding the team failed"
+TEAMFORM_TOKEN="$token" "$VENV/bin/python" - "$BASE" "$TEAM" "$WORK/ids" <<'PY' || die "seeding the team failed"
 import os
 import sys
 
 import requests
 
-base, team = sys.argv[1], sys.argv[2]
+base, team, ids = sys.argv[1], sys.argv[2], sys.argv[3]
 s = requests.Session()
 s.headers["Authorization"] = f"Bearer {os.environ['TEAMFORM_TOKEN']}"
 
@@ -117,8 +117,10 @@ call("PUT", f"/teams/{team}/settings", {"require_2fa": False, "invitation_ttl_da
 for email, roles in [("bob@acme.test", ["developer"]), ("carol@acme.test", ["release-manager"]),
                      ("dave@acme.test", ["viewer"]), ("erin@acme.test", ["admin"])]:
     call("POST", f"/teams/{team}/invitations", {"email": email, "name": email.split("@")[0].title(), "roles": roles})
-call("POST", f"/teams/{team}/api-keys", {"name": "ci", "roles": ["viewer"]})
-call("POST", "/me/tokens", {"name": "spare"})
+key = call("POST", f"/teams/{team}/api-keys", {"name": "ci", "roles": ["viewer"]})
+spare = call("POST", "/me/tokens", {"name": "spare"})
+with open(ids, "w") as f:
+    f.write(f'"{key["id"]}", "{spare["id"]}"')
 state = call("GET", f"/teams/{team}/state")
 print(f"==> seeded team {team}: version {state['version']}, {len(state['invitations'])} invitations, "
       f"{len(state['roles'])} custom roles")
@@ -126,18 +128,28 @@ PY
 
 # --- 3. schemathesis ----------------------------------------------------------
 # The team path parameter is the seeded team most of the time (else every
-# team route would answer 404); the rest are generated, negative ones included.
+# team route would answer 404), and people, role names and ids (of the API
+# key and a personal token) are often seeded ones; the rest are generated, negative ones included.
 cat >"$WORK/schemathesis.toml" <<EOF
 [dictionaries]
 teams = { values = ["$TEAM"] }
+people = { values = ["bob@acme.test", "carol@acme.test", "dave@acme.test", "erin@acme.test", "owner@acme.test"] }
+roles = { values = ["release-manager", "unused", "developer"] }
+ids = { values = [$(cat "$WORK/ids")] }
 
 [parameters]
 "path.team" = { dictionary = "teams", probability = 0.8 }
+"path.email" = { dictionary = "people", probability = 0.5 }
+"path.name" = { dictionary = "roles", probability = 0.5 }
+"path.id" = { dictionary = "ids", probability = 0.3 }
 EOF
 
 stage "schemathesis: all phases against $BASE (max ${MAX_TIME}s, ${MAX_EXAMPLES} examples, seed $SEED)"
 start=$SECONDS
 status=0
+# One worker: the machine has two cores for serve and schemathesis, and
+# Python 3.11 before 3.11.8 can fail with "AST constructor recursion depth
+# mismatch" when hypothesis parses sources in several threads at once.
 # A hard stop well past --max-time, should it ever not be honoured.
 timeout -k 10 $((MAX_TIME + 60)) "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
     --header "Authorization: Bearer $token" \
@@ -148,7 +160,7 @@ timeout -k 10 $((MAX_TIME + 60)) "$VENV/bin/schemathesis" --config-file "$WORK/s
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \
     --seed "$SEED" \
-    --workers 2 \
+    --workers 1 \
     --no-color \
     --report junit,ndjson --report-dir "$WORK/report" \
     || status=$?
