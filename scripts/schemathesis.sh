@@ -44,6 +44,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$BIN" ]] || die "$BIN not found: run \`cargo build --locked -p teamform\` first"
 [[ -x "$VENV/bin/schemathesis" ]] || die "$VENV/bin/schemathesis not found: scripts/test.sh installs it from scripts/requirements-test.txt"
+VENV=$(cd "$VENV" && pwd)
 
 mkdir -p "$ROOT/target"
 WORK=$(mktemp -d "$ROOT/target/schemathesis.XXXXXX")
@@ -129,7 +130,8 @@ PY
 # --- 3. schemathesis ----------------------------------------------------------
 # The team path parameter is the seeded team most of the time (else every
 # team route would answer 404), and people, role names and ids (of the API
-# key and a personal token) are often seeded ones; the rest are generated, negative ones included.
+# key and a personal token) are often seeded ones; the rest are generated,
+# negative ones included.
 cat >"$WORK/schemathesis.toml" <<EOF
 [dictionaries]
 teams = { values = ["$TEAM"] }
@@ -150,8 +152,10 @@ status=0
 # One worker: the machine has two cores for serve and schemathesis, and
 # Python 3.11 before 3.11.8 can fail with "AST constructor recursion depth
 # mismatch" when hypothesis parses sources in several threads at once.
-# A hard stop well past --max-time, should it ever not be honoured.
-timeout -k 10 $((MAX_TIME + 60)) "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
+# A hard stop well past --max-time, should it ever not be honoured. Run from
+# the work directory: schemathesis keeps its cache (`.schemathesis/`, what
+# `st replay` reads) in the current one.
+(cd "$WORK" && exec timeout -k 10 $((MAX_TIME + 60)) "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks all \
     --exclude-checks positive_data_acceptance,ensure_resource_availability \
@@ -162,7 +166,7 @@ timeout -k 10 $((MAX_TIME + 60)) "$VENV/bin/schemathesis" --config-file "$WORK/s
     --seed "$SEED" \
     --workers 1 \
     --no-color \
-    --report junit,ndjson --report-dir "$WORK/report" \
+    --report junit,ndjson --report-dir "$WORK/report") \
     || status=$?
 stage "schemathesis: exit $status after $((SECONDS - start)) s"
 exit "$status"
