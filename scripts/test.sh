@@ -11,7 +11,10 @@
 #   3. lints infra/template.yaml (SAM transform + cfn-lint);
 #   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings);
 #   5. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto;
-#   and exits non-zero if any step failed (every step runs regardless).
+#   6. builds the CLI (`cargo build --locked -p teamform`) and runs schemathesis
+#      against `teamform serve` (scripts/schemathesis.sh, at most ~4 minutes).
+# Every suite runs even when an earlier one fails; the exit status is non-zero
+# if any failed, and the failed ones are named at the end.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -98,13 +101,16 @@ export TEAMFORM_TEST_MOTO=1
 # Python with boto3 (from moto), for tests that read the table without teamform code.
 export TEAMFORM_TEST_PYTHON="$VENV/bin/python"
 
+failed=()
+
 # --- 3. infrastructure template ---------------------------------------------
 # cfn-lint on the SAM template itself, then the SAM transform (offline, as
 # `sam validate` does it) and cfn-lint again on the CloudFormation it expands
 # to: that also checks the routes, the authorizer and the generated resources.
 mkdir -p "$ROOT/target/infra"
-"$VENV/bin/cfn-lint" infra/template.yaml || die "cfn-lint infra/template.yaml failed"
-"$VENV/bin/python" - infra/template.yaml target/infra/template.expanded.json <<'PY' || die "SAM transform of infra/template.yaml failed"
+lint_ok=1
+"$VENV/bin/cfn-lint" infra/template.yaml || { lint_ok=0; printf 'error: cfn-lint infra/template.yaml failed\n' >&2; }
+"$VENV/bin/python" - infra/template.yaml target/infra/template.expanded.json <<'PY' || { lint_ok=0; printf 'error: SAM transform of infra/template.yaml failed\n' >&2; }
 import json
 import sys
 
@@ -138,19 +144,38 @@ except InvalidDocumentException as e:
 with open(dst, "w") as f:
     json.dump(expanded, f, indent=1)
 PY
-"$VENV/bin/cfn-lint" target/infra/template.expanded.json || die "cfn-lint on the expanded template failed"
-stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
+if ((lint_ok)); then
+    "$VENV/bin/cfn-lint" target/infra/template.expanded.json \
+        || { lint_ok=0; printf 'error: cfn-lint on the expanded template failed\n' >&2; }
+fi
+if ((lint_ok)); then
+    stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
+else
+    failed+=("cfn-lint")
+fi
 
 # --- 4. Rust tests ----------------------------------------------------------
-status=0
 # Formatting and lints first: cheap, and a failure here still lets the
 # tests run, so one CI run reports everything.
 stage "cargo fmt --check"
-cargo fmt --all -- --check || { status=1; printf 'error: cargo fmt --check failed\n' >&2; }
+cargo fmt --all -- --check || failed+=("cargo fmt --check")
 stage "cargo clippy --workspace --all-targets --locked -- -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings \
-    || { status=1; printf 'error: clippy failed\n' >&2; }
+cargo clippy --workspace --all-targets --locked -- -D warnings || failed+=("clippy")
 
 stage "cargo test --workspace --locked $*"
-cargo test --workspace --locked --no-fail-fast "$@" || status=$?
-exit "$status"
+cargo test --workspace --locked --no-fail-fast "$@" || failed+=("cargo test")
+
+# --- 5. schemathesis against `teamform serve` ---------------------------------
+# One build of the CLI (cargo test above has compiled most of it already).
+stage "cargo build --locked -p teamform"
+if cargo build --locked -p teamform; then
+    VENV="$VENV" "$ROOT/scripts/schemathesis.sh" "$ROOT/target/debug/teamform" || failed+=("schemathesis")
+else
+    failed+=("cargo build -p teamform (for schemathesis)")
+fi
+
+if ((${#failed[@]})); then
+    printf 'FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+stage "all suites passed"

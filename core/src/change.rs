@@ -494,10 +494,14 @@ pub fn check_settings(settings: &Settings) -> Result<(), ChangeError> {
             "invitation_ttl_days must be between 1 and 365".into(),
         ));
     }
-    if settings.seat_limit == Some(0) {
-        return Err(ChangeError::InvalidSetting(
-            "seat_limit must be at least 1".into(),
-        ));
+    if settings
+        .seat_limit
+        .is_some_and(|n| !(1..=Settings::MAX_SEAT_LIMIT).contains(&n))
+    {
+        return Err(ChangeError::InvalidSetting(format!(
+            "seat_limit must be between 1 and {}",
+            Settings::MAX_SEAT_LIMIT
+        )));
     }
     Ok(())
 }

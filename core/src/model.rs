@@ -233,6 +233,9 @@ pub struct Settings {
 
 impl Settings {
     pub const DEFAULT_INVITATION_TTL_DAYS: u32 = 15;
+    /// The largest seat limit: above it a limit means nothing, and every
+    /// reader of the API (int32 included) can hold it.
+    pub const MAX_SEAT_LIMIT: u32 = 1_000_000;
 
     fn default_ttl() -> u32 {
         Self::DEFAULT_INVITATION_TTL_DAYS

@@ -318,8 +318,16 @@ fn parse_settings(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Settings
             "seat_limit" => {
                 if let Some(n) = yaml::integer(v, "`seat_limit`", c) {
                     match u32::try_from(n) {
-                        Ok(n) if n >= 1 => settings.seat_limit = Some(n),
-                        _ => c.error(yaml::loc_of(v), "`seat_limit` must be a positive number"),
+                        Ok(n) if (1..=Settings::MAX_SEAT_LIMIT).contains(&n) => {
+                            settings.seat_limit = Some(n)
+                        }
+                        _ => c.error(
+                            yaml::loc_of(v),
+                            format!(
+                                "`seat_limit` must be between 1 and {}",
+                                Settings::MAX_SEAT_LIMIT
+                            ),
+                        ),
                     }
                 }
             }

@@ -433,13 +433,35 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let bare = text.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::new(
+    // Exactly what the document's pattern says: `"5"`, `W/"5"` or `5`, with
+    // 1 to 19 digits (always a u64); nothing else passes for a version.
+    let weak = text.strip_prefix("W/").unwrap_or(text);
+    let bare = match weak.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted,
+        None if weak.len() == text.len() => text,
+        None => "",
+    };
+    let digits = (1..=19).contains(&bare.len()) && bare.bytes().all(|b| b.is_ascii_digit());
+    match bare.parse::<u64>() {
+        Ok(version) if digits => Ok(Some(version)),
+        _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_if_match",
             "If-Match must be the team's ETag, a version like \"5\"",
-        )
+        )),
+    }
+}
+
+/// Settings outside their documented ranges are refused as the service
+/// refuses them (422 `invalid_setting`), but before `If-Match` is looked at:
+/// a stale version must not answer 412 to a body that could never apply.
+fn settings_in_range(index: usize, settings: &Settings) -> Result<(), ApiError> {
+    teamform_core::change::check_settings(settings).map_err(|error| {
+        ApiError::from(ServiceError::Change {
+            index,
+            action: "update_settings",
+            error,
+        })
     })
 }
 
@@ -503,7 +525,12 @@ async fn me(Caller(who): Caller) -> Json<PrincipalView> {
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     /// The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter.
-    #[schema(example = "acme")]
+    #[schema(
+        example = "acme",
+        min_length = 2,
+        max_length = 63,
+        pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+    )]
     pub team: String,
     /// Defaults to the team id.
     #[serde(default)]
@@ -520,7 +547,7 @@ pub struct CreateTeam {
     path = "/teams",
     tag = "teams",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
     request_body = CreateTeam,
     responses(
         (status = 201, description = "The team was created at version 1", body = schema::Applied, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
@@ -574,7 +601,7 @@ fn field(name: &str, e: impl std::fmt::Display) -> FieldError {
     path = "/teams/{team}/state",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     responses(
         (status = 200, description = "The team's state (needs `team.members.read`)", body = schema::TeamState, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -615,9 +642,9 @@ pub struct ChangeBatch {
     tag = "teams",
     security(("bearer" = [])),
     params(
-        ("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag` (`\"5\"`, `W/\"5\"` or `5`): apply only if the team is still at that version, else 412. `*` or no header applies to the current version.", example = "\"5\""),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")
+        ("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag` (`\"5\"`, `W/\"5\"` or `5`): apply only if the team is still at that version, else 412. `*` or no header applies to the current version.", example = "\"5\""),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")
     ),
     request_body = ChangeBatch,
     responses(
@@ -642,6 +669,12 @@ async fn apply_changes(
     Body(batch): Body<ChangeBatch>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
+    for (index, change) in batch.changes.iter().enumerate() {
+        if let Change::UpdateSettings { from, to } = change {
+            settings_in_range(index, from)?;
+            settings_in_range(index, to)?;
+        }
+    }
     let expected = if_match(&headers)?;
     let applied = state
         .service
@@ -718,7 +751,7 @@ fn encode_cursor(key: &str) -> String {
     path = "/teams/{team}/members",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ListParams),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ListParams),
     responses(
         (status = 200, description = "A page of members (needs `team.members.read`)", body = ListPage<schema::MemberView>),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -778,7 +811,7 @@ struct PageParams {
     path = "/teams/{team}/audit",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), PageParams),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), PageParams),
     responses(
         (status = 200, description = "A page of audit records (needs `team.audit.read`)", body = ListPage<schema::AuditEntry>),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -832,7 +865,7 @@ struct CheckParams {
     path = "/teams/{team}/check",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), CheckParams),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), CheckParams),
     responses(
         (status = 200, description = "Whether the caller holds the permission in the team", body = schema::PermissionCheck),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -897,11 +930,11 @@ pub struct CreateApiKey {
     path = "/teams/{team}/api-keys",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`)."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`)."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "The key and its `tfk_` secret (needs `team.api_keys.manage`)", body = schema::CreatedApiKey),
-        (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`: the body is not JSON, `If-Match` is not a version, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.api_keys.manage`, or the roles grant permissions the caller does not hold", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
@@ -944,7 +977,7 @@ async fn create_api_key(
     path = "/teams/{team}/api-keys",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     responses(
         (status = 200, description = "Every key of the team, in one page (needs `team.api_keys.manage`)", body = ListPage<schema::ApiKeyView>),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -973,9 +1006,10 @@ async fn list_api_keys(
     path = "/teams/{team}/api-keys/{id}",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("id" = String, Path, description = "The key's id"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("id" = String, Path, description = "The key's id"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 204, description = "The key was revoked (needs `team.api_keys.manage`)"),
+        (status = 400, description = "`bad_if_match`: `If-Match` is not a version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or key, or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
@@ -1018,7 +1052,7 @@ pub struct CreateToken {
     path = "/me/tokens",
     tag = "me",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
     request_body = CreateToken,
     responses(
         (status = 201, description = "The token and its `tfp_` secret", body = schema::CreatedToken),
@@ -1149,7 +1183,7 @@ async fn my_teams(
     path = "/invitations/accept",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
     request_body = LinkToken,
     responses(
         (status = 200, description = "The caller is now a member", body = schema::Membership),
@@ -1158,9 +1192,9 @@ async fn my_teams(
         (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the invitation is addressed to someone else", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`invitation_invalid` (used, replaced, revoked or unknown) or `invitation_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1179,15 +1213,16 @@ async fn accept_invitation(
     path = "/teams/{team}/invitations/{email}/resend",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "A new link was sent (needs `team.members.invite`)", body = schema::Applied),
-        (status = 400, description = "`bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_if_match` (If-Match is not a version) or `bad_idempotency_key` (the Idempotency-Key is not 1 to 255 visible characters)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1213,7 +1248,7 @@ async fn resend_invitation(
     path = "/teams/{team}/invitations/{email}",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "The invitation was revoked (needs `team.members.invite`)", body = schema::Applied),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
@@ -1247,13 +1282,15 @@ async fn revoke_invitation(
     path = "/teams/{team}/leave",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
     responses(
         (status = 204, description = "The caller left the team"),
+        (status = 400, description = "`bad_idempotency_key`: the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`owner_protected` (the owner cannot leave) or `forbidden` (not a person)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict` or `conflict` (a transfer to the caller is pending)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` or `conflict` (a transfer to the caller is pending); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1273,7 +1310,7 @@ async fn leave_team(
     path = "/teams/{team}/ownership-transfer",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
     request_body = StartTransfer,
     responses(
         (status = 200, description = "The transfer started (owner only)", body = schema::Applied),
@@ -1283,8 +1320,8 @@ async fn leave_team(
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: only the owner may transfer ownership", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (not an email) or `already_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (not an email) or `already_owner`; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1307,7 +1344,7 @@ async fn start_transfer(
     path = "/teams/{team}/ownership-transfer",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     responses(
         (status = 204, description = "The transfer was cancelled"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -1335,7 +1372,7 @@ async fn cancel_transfer(
     path = "/ownership-transfer/confirm",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
     request_body = LinkToken,
     responses(
         (status = 204, description = "Confirmed; the new owner was sent a link to accept"),
@@ -1344,9 +1381,9 @@ async fn cancel_transfer(
         (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`transfer_invalid` (used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1366,7 +1403,7 @@ async fn confirm_transfer(
     path = "/ownership-transfer/accept",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
     request_body = LinkToken,
     responses(
         (status = 200, description = "The caller now owns the team", body = schema::Membership),
@@ -1375,9 +1412,9 @@ async fn confirm_transfer(
         (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`transfer_invalid` (not confirmed, used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1428,7 +1465,7 @@ fn applied_response(status: StatusCode, applied: crate::service::Applied) -> Res
     path = "/teams/{team}/invitations",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = InviteBody,
     responses(
         (status = 201, description = "Invited (needs `team.members.invite`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
@@ -1438,9 +1475,9 @@ fn applied_response(status: StatusCode, applied: crate::service::Applied) -> Res
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...); or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -1469,7 +1506,7 @@ async fn invite(
     path = "/teams/{team}/members/{email}/roles",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = RolesBody,
     responses(
         (status = 200, description = "The roles were set (needs `team.members.roles`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
@@ -1508,7 +1545,7 @@ async fn set_roles(
     path = "/teams/{team}/members/{email}",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "Removed (needs `team.members.remove`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
@@ -1543,7 +1580,7 @@ async fn remove_member(
     path = "/teams/{team}/settings",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     responses(
         (status = 200, description = "The settings (needs `team.settings.read`)", body = schema::Settings, headers(("ETag" = String, description = "The team's version"))),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -1568,7 +1605,7 @@ async fn get_settings(
     path = "/teams/{team}/settings",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = schema::Settings,
     responses(
         (status = 200, description = "The settings were replaced", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
@@ -1592,6 +1629,7 @@ async fn put_settings(
     Body(body): Body<Settings>,
 ) -> Result<Response, ApiError> {
     let team = team_id(&team)?;
+    settings_in_range(0, &body)?;
     let expected = if_match(&headers)?;
     let applied = state
         .service
@@ -1607,7 +1645,7 @@ async fn put_settings(
     path = "/teams/{team}/roles",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     responses(
         (status = 200, description = "The roles (needs `team.members.read`)", body = schema::RolesView, headers(("ETag" = String, description = "The team's version"))),
         (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
@@ -1631,7 +1669,7 @@ async fn list_roles(
     path = "/teams/{team}/roles/{name}",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     request_body = schema::CustomRole,
     responses(
         (status = 200, description = "Created or replaced (needs `team.roles.manage`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
@@ -1672,7 +1710,7 @@ async fn put_role(
     path = "/teams/{team}/roles/{name}",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes", example = "acme"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("name" = String, Path, description = "The custom role's name", example = "release-manager"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
     responses(
         (status = 200, description = "Deleted (needs `team.roles.manage`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),

@@ -126,16 +126,18 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
     };
+    // Who asks comes first: a request without a valid credential gets its
+    // 401 whatever its key, and costs no write.
+    let (mut parts, body) = req.into_parts();
+    let who = match authenticate(&parts, &state).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
     let key = match key.to_str() {
         Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
             k.to_owned()
         }
         _ => return bad_key(),
-    };
-    let (mut parts, body) = req.into_parts();
-    let who = match authenticate(&parts, &state).await {
-        Ok(who) => who,
-        Err(e) => return e.into_response(),
     };
     let pk = format!(
         "IDEMP#{}",

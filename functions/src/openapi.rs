@@ -221,11 +221,13 @@ pub mod schema {
         /// Members must sign in with a second factor.
         #[serde(default)]
         pub require_2fa: bool,
-        /// Days an invitation stays valid (default 15).
+        /// Days an invitation stays valid, 1 to 365 (default 15).
         #[serde(default)]
+        #[schema(minimum = 1, maximum = 365, default = 15)]
         pub invitation_ttl_days: u32,
-        /// Members plus pending invitations; null is no limit.
+        /// Members plus pending invitations, 1 to 1000000; null is no limit.
         #[serde(default)]
+        #[schema(minimum = 1, maximum = 1_000_000)]
         pub seat_limit: Option<u32>,
     }
 

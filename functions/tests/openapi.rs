@@ -701,11 +701,199 @@ async fn answers_match_the_document() {
     let id = listed_key_id(r).await;
     let path = "/teams/{team}/api-keys/{id}";
     let uri = format!("/teams/acme/api-keys/{id}");
+    for bad in [
+        "W/\"x\"",
+        "\"5",
+        "W/5",
+        "+5",
+        "\"1\", \"2\"",
+        "12345678901234567890",
+    ] {
+        let refused = checked(r, d, "delete", path, &uri, None, &[("if-match", bad)]).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "If-Match: {bad}");
+        assert_eq!(refused.body["code"], "bad_if_match");
+    }
     let revoked = checked(r, d, "delete", path, &uri, None, &[]).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     let again = checked(r, d, "delete", path, &uri, None, &[]).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
+
+/// The statuses `Idempotency-Key` and `If-Match` cause, and the settings'
+/// ranges, are documented and are what the server does.
+#[tokio::test]
+async fn header_and_range_refusals_match_the_document() {
+    let router = local_app();
+    let doc = document(&router).await;
+    let (r, d) = (&router, &doc);
+    let team = json!({"team": "acme", "owner": "alice@acme.com"});
+    let created = checked(r, d, "post", "/teams", "/teams", Some(team), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let invite = json!({"email": "bob@acme.com", "roles": ["developer"]});
+    let path = "/teams/{team}/invitations";
+    let invited = checked(
+        r,
+        d,
+        "post",
+        path,
+        "/teams/acme/invitations",
+        Some(invite),
+        &[],
+    )
+    .await;
+    assert_eq!(invited.status, StatusCode::CREATED);
+
+    // Every POST that takes an Idempotency-Key documents what it causes.
+    for (method, path, op) in operations(d) {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        let Some(key) = params.iter().find(|p| p["name"] == "Idempotency-Key") else {
+            continue;
+        };
+        assert_eq!(method, "post", "{method} {path}");
+        assert_eq!(key["schema"]["pattern"], "^[!-~]+$", "{path}");
+        assert_eq!(key["schema"]["maxLength"], 255, "{path}");
+        for status in ["400", "409", "422"] {
+            let text = op["responses"][status]["description"]
+                .as_str()
+                .unwrap_or("");
+            let code = match status {
+                "400" => "bad_idempotency_key",
+                "409" => "idempotency_key_in_use",
+                _ => "idempotency_key_reused",
+            };
+            assert!(text.contains(code), "{path} {status}: {text}");
+        }
+    }
+    let resend = "/teams/{team}/invitations/{email}/resend";
+    let uri = "/teams/acme/invitations/bob@acme.com/resend";
+    for bad in ["a b", "caf\u{e9}"] {
+        let refused = checked(r, d, "post", resend, uri, None, &[("idempotency-key", bad)]).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(refused.body["code"], "bad_idempotency_key");
+    }
+    let key = [("idempotency-key", "k-1")];
+    let sent = checked(r, d, "post", resend, uri, None, &key).await;
+    assert_eq!(sent.status, StatusCode::OK, "{:#}", sent.body);
+    let leave = checked(
+        r,
+        d,
+        "post",
+        "/teams/{team}/leave",
+        "/teams/acme/leave",
+        None,
+        &key,
+    )
+    .await;
+    assert_eq!(
+        leave.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        leave.body
+    );
+    assert_eq!(leave.body["code"], "idempotency_key_reused");
+
+    // Every operation with If-Match documents 400 `bad_if_match`.
+    for (method, path, op) in operations(d) {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        if params.iter().any(|p| p["name"] == "If-Match") {
+            let text = op["responses"]["400"]["description"].as_str().unwrap_or("");
+            assert!(text.contains("bad_if_match"), "{method} {path}: {text}");
+        }
+    }
+    let settings = "/teams/{team}/settings";
+    let uri = "/teams/acme/settings";
+    let bad_if_match = [("if-match", "W/5")];
+    let body = json!({"seat_limit": 10});
+    let refused = checked(r, d, "put", settings, uri, Some(body), &bad_if_match).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    for ok in ["\"3\"", "W/\"3\"", "3", "*"] {
+        let body = json!({"seat_limit": 10});
+        let put = checked(r, d, "put", settings, uri, Some(body), &[("if-match", ok)]).await;
+        assert_ne!(put.status, StatusCode::BAD_REQUEST, "If-Match: {ok}");
+    }
+
+    // seat_limit: the documented range is the accepted one.
+    let schema = &d["components"]["schemas"]["Settings"]["properties"];
+    assert_eq!(schema["seat_limit"]["minimum"], 1);
+    assert_eq!(schema["seat_limit"]["maximum"], 1_000_000);
+    assert_eq!(schema["invitation_ttl_days"]["minimum"], 1);
+    assert_eq!(schema["invitation_ttl_days"]["maximum"], 365);
+    for (limit, status) in [
+        (json!(3_000_000_000u64), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!(1_000_001), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!(0), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!(1_000_000), StatusCode::OK),
+        (json!(1), StatusCode::OK),
+    ] {
+        let body = json!({"seat_limit": limit});
+        let put = checked(r, d, "put", settings, uri, Some(body), &[]).await;
+        assert_eq!(put.status, status, "seat_limit {limit}: {:#}", put.body);
+    }
+    // Out of range is refused as such even with a stale If-Match, in a batch too.
+    let stale = [("if-match", "\"1\"")];
+    let body = json!({"seat_limit": 0});
+    let put = checked(r, d, "put", settings, uri, Some(body), &stale).await;
+    assert_eq!(
+        put.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        put.body
+    );
+    assert_eq!(put.body["code"], "invalid_setting");
+    let ok = json!({"require_2fa": false, "invitation_ttl_days": 15, "seat_limit": 1});
+    let batch = json!({"changes": [{"op": "update_settings", "from": ok,
+        "to": {"require_2fa": false, "invitation_ttl_days": 15, "seat_limit": 1_000_001}}]});
+    let changes = "/teams/{team}/changes";
+    let uri = "/teams/acme/changes";
+    let refused = checked(r, d, "post", changes, uri, Some(batch), &stale).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.body["change_index"], 0);
+}
+
+/// Every `team` path parameter carries the slug rule of `TeamId::parse`.
+#[tokio::test]
+async fn team_path_parameters_have_the_slug_pattern() {
+    let doc = document(&local_app()).await;
+    let mut seen = 0;
+    for (method, path, op) in operations(&doc) {
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if p["name"] == "team" && p["in"] == "path" {
+                seen += 1;
+                let s = &p["schema"];
+                assert_eq!(s["pattern"], SLUG, "{method} {path}");
+                assert_eq!((&s["minLength"], &s["maxLength"]), (&json!(2), &json!(63)));
+            }
+        }
+    }
+    assert!(seen >= 20, "{seen}");
+    let body = &doc["components"]["schemas"]["CreateTeam"]["properties"]["team"];
+    assert_eq!(body["pattern"], SLUG);
+    // The pattern `^[a-z][a-z0-9]*(-[a-z0-9]+)*$` (2 to 63 long) accepts
+    // exactly these, as TeamId::parse does.
+    let long = format!("a{}", "b".repeat(62));
+    for (id, ok) in [
+        ("ab", true),
+        ("a1-b2-c3", true),
+        (long.as_str(), true),
+        ("a", false),
+        ("1a", false),
+        ("-a", false),
+        ("a-", false),
+        ("a--b", false),
+        ("aB", false),
+        ("a_b", false),
+        (&format!("{long}c"), false),
+    ] {
+        assert_eq!(teamform_core::TeamId::parse(id).is_ok(), ok, "{id}");
+    }
+}
+
+const SLUG: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 
 async fn listed_key_id(router: &Router) -> String {
     let r = send(router, "get", "/teams/acme/api-keys", None, &[]).await;
