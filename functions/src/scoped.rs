@@ -143,10 +143,18 @@ impl Service {
                 }
             }
         }
+        let keys: Vec<(String, String)> = people
+            .iter()
+            .flat_map(|e| [codec::member_sk(e), codec::invite_sk(e)])
+            .map(|sk| (pk.clone(), sk))
+            .collect();
         let (mut members, mut invitations) = (Vec::new(), Vec::new());
-        for email in &people {
-            members.extend(s.get(&pk, &codec::member_sk(email)).await?);
-            invitations.extend(s.get(&pk, &codec::invite_sk(email)).await?);
+        for item in s.get_many(&keys).await?.into_iter().flatten() {
+            if item.sk.starts_with(codec::MEMBER) {
+                members.push(item);
+            } else {
+                invitations.push(item);
+            }
         }
         let counts = meta.counts;
         let state =

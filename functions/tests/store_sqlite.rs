@@ -51,6 +51,7 @@ conformance_cases!(
     invalid_attributes_rejected,
     version_race_has_one_winner,
     concurrent_increments,
+    get_many_in_order,
 );
 
 /// All cases sharing one backend, as the DynamoDB suite runs them: proves

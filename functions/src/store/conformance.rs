@@ -37,6 +37,7 @@ pub const CASES: &[&str] = &[
     "invalid_attributes_rejected",
     "version_race_has_one_winner",
     "concurrent_increments",
+    "get_many_in_order",
 ];
 
 /// Runs every case, each under `{prefix}/{case}`.
@@ -67,6 +68,7 @@ pub async fn run(case: &str, store: Arc<dyn Store>, prefix: &str) {
         "invalid_attributes_rejected" => invalid_attributes_rejected(store, prefix).await,
         "version_race_has_one_winner" => version_race_has_one_winner(store, prefix).await,
         "concurrent_increments" => concurrent_increments(store, prefix).await,
+        "get_many_in_order" => get_many_in_order(store, prefix).await,
         other => panic!("no conformance case named {other:?}"),
     }
 }
@@ -186,6 +188,41 @@ pub async fn missing_item_is_none(store: Arc<dyn Store>, prefix: &str) {
         .await
         .expect("query");
     assert!(page.items.is_empty() && page.next.is_none(), "{page:?}");
+}
+
+/// `get_many` answers in the order asked, `None` for what is absent, a
+/// repeated key twice, and more keys than one backend call takes (250).
+pub async fn get_many_in_order(store: Arc<dyn Store>, prefix: &str) {
+    let pk = format!("{prefix}/many");
+    for part in 0..3 {
+        let writes = (0..80)
+            .map(|i| {
+                put(
+                    Item::new(&pk, format!("k{:03}", part * 80 + i)).with("n", part * 80 + i),
+                    Condition::None,
+                )
+            })
+            .collect();
+        store.transact(writes).await.expect("write");
+    }
+    let mut keys: Vec<(String, String)> = (0..250)
+        .rev()
+        .map(|i| (pk.clone(), format!("k{i:03}")))
+        .collect();
+    keys.push((pk.clone(), "k007".into()));
+    let got = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(got.len(), keys.len());
+    for ((_, sk), item) in keys.iter().zip(&got) {
+        let n: usize = sk[1..].parse().expect("index");
+        match item {
+            Some(item) if n < 240 => {
+                assert_eq!(&item.sk, sk);
+                assert_eq!(item.int("n"), Some(n as i64));
+            }
+            None if n >= 240 => {}
+            other => panic!("{sk}: {other:?}"),
+        }
+    }
 }
 
 /// The second `NotExists` put fails, naming its own index, and takes the

@@ -201,6 +201,55 @@ impl Store for DynamoStore {
         out.item.map(from_attrs).transpose()
     }
 
+    /// BatchGetItem, 100 keys a call, strongly consistent; keys DynamoDB
+    /// leaves unprocessed (throttling) are asked again until none is left.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+        let unique: Vec<&(String, String)> = unique.into_iter().collect();
+        for chunk in unique.chunks(100) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|(pk, sk)| key(pk, sk)).collect();
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 20 {
+                    return Err(StoreError::Backend(
+                        "BatchGetItem left keys unprocessed 20 times".into(),
+                    ));
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Backend(format!("BatchGetItem: {e}")))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("BatchGetItem", err))?;
+                for attrs in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let item = from_attrs(attrs)?;
+                    found.insert((item.pk.clone(), item.sk.clone()), item);
+                }
+                if let Some(left) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    pending = left.keys;
+                    if !pending.is_empty() {
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * rounds)).await;
+                    }
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
     async fn query(
         &self,
         pk: &str,

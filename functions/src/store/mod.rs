@@ -153,6 +153,17 @@ pub trait Store: Send + Sync + 'static {
     /// first write whose condition did not hold.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
+    /// Several items at once, in the order of `keys` (`None` where absent).
+    /// Backends that can read many keys in one call (DynamoDB's
+    /// BatchGetItem) override this; the default reads them one by one.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (pk, sk) in keys {
+            out.push(self.get(pk, sk).await?);
+        }
+        Ok(out)
+    }
+
     /// Every item under `pk` with the prefix, paging to the end. Fails if
     /// any page fails: never a partial answer.
     async fn query_all(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
