@@ -511,6 +511,9 @@ pub mod schema {
         pub id: String,
         pub name: String,
         pub roles: Vec<String>,
+        /// Permissions the key holds directly, besides its roles (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub permissions: Vec<String>,
         #[schema(format = DateTime)]
         pub created_at: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -529,6 +532,9 @@ pub mod schema {
         pub id: String,
         pub name: String,
         pub roles: Vec<String>,
+        /// Permissions the key holds directly, besides its roles (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub permissions: Vec<String>,
         #[schema(format = DateTime)]
         pub created_at: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
