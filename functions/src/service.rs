@@ -111,10 +111,12 @@ struct Step {
     keys: HashSet<(String, String)>,
 }
 
-/// Where a host hands emails after their change committed (locally: files;
-/// in AWS the mailer reads the table's stream instead and no sink is set).
+/// Where a host delivers a team's committed outbox items after a change
+/// that wrote some (locally: `mail::OutboxDir`, from the store, not from
+/// memory; in AWS the mailer reads the table's stream and no sink is set).
+#[async_trait::async_trait]
 pub trait MailSink: Send + Sync + 'static {
-    fn deliver(&self, team: &TeamId, mails: &[Mail]);
+    async fn deliver(&self, store: &dyn Store, team: &TeamId);
 }
 
 pub struct Service {
@@ -676,7 +678,7 @@ impl Service {
         match self.store.transact(writes).await {
             Ok(()) => {
                 if let (Some(sink), false) = (&self.mail_sink, mails.is_empty()) {
-                    sink.deliver(team, &mails);
+                    sink.deliver(self.store.as_ref(), team).await;
                 }
                 Ok(version)
             }
