@@ -26,6 +26,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
@@ -62,6 +63,8 @@ pub enum MailError {
     },
     #[error("cannot delete the delivered outbox item: {0}")]
     Store(#[from] StoreError),
+    #[error("the task writing the email failed: {0}")]
+    Task(String),
 }
 
 /// `text` as one header-safe line: every control character (CR, LF, tab,
@@ -124,6 +127,9 @@ fn eight_bit(body: &str) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// Tells apart the temporary files of one process's writers.
+static PART_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A directory of `.eml` files, one per email: the local outbox.
 #[derive(Debug, Clone)]
@@ -205,7 +211,11 @@ impl OutboxDir {
     /// `Ok(false)`: another deliverer deleted it first (and wrote the same
     /// file).
     async fn deliver_item(&self, store: &dyn Store, item: &Item) -> Result<bool, MailError> {
-        let (path, mail) = self.write_item(item)?;
+        // File writes and their fsync stay off the async workers.
+        let (outbox, owned) = (self.clone(), item.clone());
+        let (path, mail) = tokio::task::spawn_blocking(move || outbox.write_item(&owned))
+            .await
+            .map_err(|e| MailError::Task(e.to_string()))??;
         let deleted = store
             .transact(vec![Write::Delete {
                 pk: item.pk.clone(),
@@ -251,7 +261,12 @@ impl OutboxDir {
         let to: String = file_safe(&mail.to).chars().take(100).collect();
         let name = format!("{stem}.{to}.eml");
         let path = self.dir.join(&name);
-        let part = self.dir.join(format!(".{name}.part"));
+        // A temporary name of this writer's own: two hosts delivering the
+        // same item at once must not write into one file.
+        let writer = PART_SEQ.fetch_add(1, Ordering::Relaxed);
+        let part = self
+            .dir
+            .join(format!(".{name}.{}-{writer}.part", std::process::id()));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| MailError::Write { path, source }

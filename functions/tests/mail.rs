@@ -353,6 +353,8 @@ async fn two_hosts_delivering_at_once_write_each_email_once() {
     assert_eq!((a.left, b.left), (0, 0));
     assert_eq!(a.sent + b.sent, 40, "each item deleted once: {a:?} {b:?}");
     assert_eq!(files(outbox.dir()).len(), 40);
+    let all = std::fs::read_dir(outbox.dir()).expect("outbox").count();
+    assert_eq!(all, 40, "no temporary file left behind");
     assert!(store.scan(codec::OUTBOX).await.expect("scan").is_empty());
 }
 
