@@ -2,20 +2,40 @@
 //! bytes, and the one local outbox (a directory of `.eml` files) that
 //! `teamform serve` and the in-process CLI deliver to.
 //!
+//! Local delivery works from the committed outbox items, never from a copy
+//! in memory, as the mailer does in AWS: after a change that wrote emails,
+//! and when a local host starts, each outbox item is written to a file named
+//! by the item's key, then the item is deleted under the condition that it
+//! still exists. A crash between the two leaves the item, and the next
+//! delivery writes the same file again: at least once, and never a second
+//! file for one email. A failure is logged and leaves the item for the next
+//! delivery; it never fails the request whose change already committed.
+//!
+//! The items a previous run left are found with `Store::scan`, a read of the
+//! whole store, once per start of a local host (a SQLite file, or the table
+//! of a development `serve --store dynamodb:`); the Lambda never calls it.
+//! An index of teams with pending mail would spare that read but would add a
+//! write to every mailing transaction, in AWS too, and its own clean-up
+//! racing new mail.
+//!
 //! User text (a team's display name in a subject, a recipient) reaches
 //! headers here only through a MIME builder that parses addresses and
 //! encodes header text, after control characters were folded to spaces: no
 //! header is ever built by concatenating strings. This module must never log
 //! a message's body, which carries link secrets; it logs where a message went.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, Mailbox};
 use teamform_core::TeamId;
 
+use crate::codec;
 use crate::service::{Mail, MailSink};
+use crate::store::{Condition, Item, Store, StoreError, Write};
 
 /// The sender of local mail files. Nothing is sent from it: it only fills the
 /// `From:` header that a message must have.
@@ -33,6 +53,18 @@ pub enum MailError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An item under an outbox key that is not an outbox item this service
+    /// writes: its key or its email cannot be read.
+    #[error("unreadable outbox item {pk} / {sk}: {reason}")]
+    Item {
+        pk: String,
+        sk: String,
+        reason: String,
+    },
+    #[error("cannot delete the delivered outbox item: {0}")]
+    Store(#[from] StoreError),
+    #[error("the task writing the email failed: {0}")]
+    Task(String),
 }
 
 /// `text` as one header-safe line: every control character (CR, LF, tab,
@@ -96,10 +128,24 @@ fn eight_bit(body: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Tells apart the temporary files of one process's writers.
+static PART_SEQ: AtomicUsize = AtomicUsize::new(0);
+
 /// A directory of `.eml` files, one per email: the local outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxDir {
     dir: PathBuf,
+}
+
+/// What one delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Emails written whose outbox items this delivery deleted.
+    pub sent: usize,
+    /// Emails written whose items another deliverer had deleted already.
+    pub raced: usize,
+    /// Items that failed (logged) and stay for the next delivery.
+    pub left: usize,
 }
 
 impl OutboxDir {
@@ -118,33 +164,140 @@ impl OutboxDir {
         &self.dir
     }
 
-    /// Writes one email and returns its file. `seq` tells apart emails
-    /// written within the same microsecond.
-    pub fn write(&self, team: &TeamId, seq: usize, mail: &Mail) -> Result<PathBuf, MailError> {
-        let bytes = rfc5322(mail, LOCAL_FROM)?;
-        std::fs::create_dir_all(&self.dir).map_err(|source| MailError::Write {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
-        let path = self
+    /// Delivers the committed outbox items of one team. Never fails: a
+    /// failure is logged and leaves its item for the next delivery.
+    pub async fn deliver_team(&self, store: &dyn Store, team: &TeamId) -> Delivered {
+        match store.query_all(&codec::team_pk(team), codec::OUTBOX).await {
+            Ok(items) => self.deliver_items(store, items).await,
+            Err(error) => {
+                tracing::error!(%error, team = %team, "cannot read the outbox; its emails wait for the next delivery");
+                Delivered::default()
+            }
+        }
+    }
+
+    /// Delivers every outbox item left in the store, of every team: what a
+    /// local host does when it starts. Fails only when the store cannot be
+    /// read; failures of single items are logged and leave those items.
+    pub async fn deliver_left(&self, store: &dyn Store) -> Result<Delivered, StoreError> {
+        let items = store.scan(codec::OUTBOX).await?;
+        Ok(self.deliver_items(store, items).await)
+    }
+
+    async fn deliver_items(&self, store: &dyn Store, items: Vec<Item>) -> Delivered {
+        let mut done = Delivered::default();
+        for item in items {
+            if item.str("type") != Some("outbox") {
+                continue;
+            }
+            match self.deliver_item(store, &item).await {
+                Ok(true) => done.sent += 1,
+                Ok(false) => done.raced += 1,
+                Err(error) => {
+                    tracing::error!(
+                        %error,
+                        pk = %item.pk,
+                        sk = %item.sk,
+                        "could not deliver an email to the local outbox; it waits for the next delivery"
+                    );
+                    done.left += 1;
+                }
+            }
+        }
+        done
+    }
+
+    /// Writes the item's email, then deletes the item if it still exists.
+    /// `Ok(false)`: another deliverer deleted it first (and wrote the same
+    /// file).
+    async fn deliver_item(&self, store: &dyn Store, item: &Item) -> Result<bool, MailError> {
+        // File writes and their fsync stay off the async workers.
+        let (outbox, owned) = (self.clone(), item.clone());
+        let (path, mail) = tokio::task::spawn_blocking(move || outbox.write_item(&owned))
+            .await
+            .map_err(|e| MailError::Task(e.to_string()))??;
+        let deleted = store
+            .transact(vec![Write::Delete {
+                pk: item.pk.clone(),
+                sk: item.sk.clone(),
+                condition: Condition::Exists,
+            }])
+            .await;
+        match deleted {
+            Ok(()) => {
+                tracing::info!(
+                    path = %path.display(),
+                    to = ?mail.to,
+                    team = %item.pk.trim_start_matches("TEAM#"),
+                    "email written to the local outbox"
+                );
+                Ok(true)
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                tracing::debug!(path = %path.display(), "outbox item delivered by another host");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the email of one outbox item and returns its file and email.
+    /// The file is named by the item's key (team, version, position, then
+    /// the recipient for people reading the directory), so writing the same
+    /// item again replaces it; it appears whole, through a rename.
+    pub fn write_item(&self, item: &Item) -> Result<(PathBuf, Mail), MailError> {
+        let unreadable = |reason: String| MailError::Item {
+            pk: item.pk.clone(),
+            sk: item.sk.clone(),
+            reason,
+        };
+        let stem = key_stem(&item.pk, &item.sk)
+            .ok_or_else(|| unreadable("not an outbox key of a team".into()))?;
+        let mail: Mail =
+            codec::decode(item, &["expires_at"]).map_err(|e| unreadable(e.to_string()))?;
+        let bytes = rfc5322(&mail, LOCAL_FROM)?;
+        // The recipient is there for reading only; bounded so that the name
+        // stays within file-system limits whatever the address.
+        let to: String = file_safe(&mail.to).chars().take(100).collect();
+        let name = format!("{stem}.{to}.eml");
+        let path = self.dir.join(&name);
+        // A temporary name of this writer's own: two hosts delivering the
+        // same item at once must not write into one file.
+        let writer = PART_SEQ.fetch_add(1, Ordering::Relaxed);
+        let part = self
             .dir
-            .join(format!("{stamp}-{seq}-{team}-{}.eml", file_safe(&mail.to)));
-        std::fs::write(&path, bytes).map_err(|source| MailError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
+            .join(format!(".{name}.{}-{writer}.part", std::process::id()));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MailError::Write { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let mut file = std::fs::File::create(&part).map_err(io(&part))?;
+        file.write_all(&bytes).map_err(io(&part))?;
+        // On disk before the item goes: the delete must not outlive the file.
+        file.sync_all().map_err(io(&part))?;
+        std::fs::rename(&part, &path).map_err(io(&path))?;
+        Ok((path, mail))
     }
 }
 
-/// An address as a file-name part: letters, digits, `.` and `@` kept, the
-/// rest `_`.
+/// `{team}.{version}.{position}` from `TEAM#<team>` / `OUTBOX#<version>#<position>`,
+/// or `None` for any other key. Team ids hold no `.`, and version and
+/// position are digits, so distinct keys give distinct stems.
+fn key_stem(pk: &str, sk: &str) -> Option<String> {
+    let team = TeamId::parse(pk.strip_prefix("TEAM#")?).ok()?;
+    let (version, position) = sk.strip_prefix(codec::OUTBOX)?.split_once('#')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(version) && digits(position)).then(|| format!("{team}.{version}.{position}"))
+}
+
+/// An address as a file-name part: letters, digits, `.`, `-` and `@` kept,
+/// the rest `_`.
 fn file_safe(address: &str) -> String {
     address
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '@' {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '@') {
                 c
             } else {
                 '_'
@@ -153,23 +306,9 @@ fn file_safe(address: &str) -> String {
         .collect()
 }
 
+#[async_trait::async_trait]
 impl MailSink for OutboxDir {
-    fn deliver(&self, team: &TeamId, mails: &[Mail]) {
-        for (seq, mail) in mails.iter().enumerate() {
-            match self.write(team, seq, mail) {
-                Ok(path) => tracing::info!(
-                    path = %path.display(),
-                    to = ?mail.to,
-                    team = %team,
-                    "email written to the local outbox"
-                ),
-                Err(error) => tracing::error!(
-                    %error,
-                    to = ?mail.to,
-                    team = %team,
-                    "could not write an email to the local outbox"
-                ),
-            }
-        }
+    async fn deliver(&self, store: &dyn Store, team: &TeamId) {
+        self.deliver_team(store, team).await;
     }
 }

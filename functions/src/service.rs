@@ -126,10 +126,12 @@ impl Step {
     }
 }
 
-/// Where a host hands emails after their change committed (locally: files;
-/// in AWS the mailer reads the table's stream instead and no sink is set).
+/// Where a host delivers a team's committed outbox items after a change
+/// that wrote some (locally: `mail::OutboxDir`, from the store, not from
+/// memory; in AWS the mailer reads the table's stream and no sink is set).
+#[async_trait::async_trait]
 pub trait MailSink: Send + Sync + 'static {
-    fn deliver(&self, team: &TeamId, mails: &[Mail]);
+    async fn deliver(&self, store: &dyn Store, team: &TeamId);
 }
 
 pub struct Service {
@@ -139,6 +141,10 @@ pub struct Service {
     /// Lambda and a `serve` over DynamoDB never do, so such a token left in a
     /// shared table opens nothing.
     local_owner_tokens: bool,
+    /// Writes to one team from this process take turns (a team hashes to
+    /// one of these), so they never race each other into a version
+    /// conflict; writers in other processes still can, and are retried.
+    write_turns: Arc<[tokio::sync::Mutex<()>; WRITE_TURNS]>,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
@@ -207,6 +213,7 @@ impl Service {
         Self {
             mail_sink: None,
             local_owner_tokens: false,
+            write_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             store,
             catalog,
             clock,
@@ -217,6 +224,16 @@ impl Service {
     pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
         self.mail_sink = Some(sink);
         self
+    }
+
+    /// Waits for this process's turn to write to `team`.
+    pub(crate) async fn write_turn(&self, team: &TeamId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        team.hash(&mut h);
+        // The remainder is below WRITE_TURNS, the array's length.
+        let slot = (h.finish() % WRITE_TURNS as u64) as usize;
+        self.write_turns[slot].lock().await
     }
 
     /// Honours personal tokens of the local owner (see `local_owner_tokens`).
@@ -438,6 +455,7 @@ impl Service {
         options: &BatchOptions,
     ) -> Result<Applied, ServiceError> {
         let people: BTreeSet<Email> = changes.iter().flat_map(people_of).cloned().collect();
+        let _turn = self.write_turn(team).await;
         let loaded = self.load_scoped(team, who, &people).await?;
         self.execute_on(team, who, loaded, people, changes, expected, options)
             .await
@@ -768,6 +786,9 @@ impl Service {
     }
 }
 
+/// How many write turns teams share in one process.
+const WRITE_TURNS: usize = 64;
+
 /// How long outbox items stay in the table after they are written.
 const OUTBOX_TTL_DAYS: i64 = 7;
 
@@ -871,7 +892,7 @@ impl Service {
         match self.store.transact(writes).await {
             Ok(()) => {
                 if let (Some(sink), false) = (&self.mail_sink, mails.is_empty()) {
-                    sink.deliver(team, &mails);
+                    sink.deliver(self.store.as_ref(), team).await;
                 }
                 Ok(version)
             }

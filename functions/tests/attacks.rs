@@ -47,6 +47,9 @@ impl Store for Counting {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.transact(writes).await
     }
+    async fn scan(&self, prefix: &str) -> Result<Vec<teamform_functions::store::Item>, StoreError> {
+        self.inner.scan(prefix).await
+    }
 }
 
 /// The idempotency layer's digest of several parts.

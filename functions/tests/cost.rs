@@ -50,6 +50,14 @@ impl Store for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.store().transact(writes).await
     }
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.store().get_many(keys).await
+    }
+    async fn scan(&self, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.store().scan(prefix).await
+    }
 }
 
 fn email(s: &str) -> Email {

@@ -44,6 +44,7 @@ conformance_cases!(
     check_writes,
     delete_exists_on_missing_fails,
     query_by_prefix,
+    scan_by_prefix,
     pagination,
     too_many_writes,
     duplicate_key,

@@ -16,6 +16,7 @@ use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::clock::SystemClock;
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::{Applied, Service};
+use teamform_functions::store::StoreError;
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
@@ -68,30 +69,35 @@ pub struct Client {
     pub describe: String,
 }
 
-/// Builds the router over an embedded SQLite store, as a local service would.
-pub fn local_service(
+/// Builds the router over an embedded SQLite store, as a local service would,
+/// first delivering the emails a previous run committed but did not deliver
+/// (it was killed between a commit and its delivery).
+pub async fn local_service(
     state: &Path,
     catalog: Catalog,
     public_url: &str,
 ) -> Result<Arc<Service>, ClientError> {
-    let store = SqliteStore::open(state).map_err(|e| ClientError::Store {
+    let store_error = |e: StoreError| ClientError::Store {
         path: state.display().to_string(),
         message: e.to_string(),
-    })?;
+    };
+    let store = SqliteStore::open(state).map_err(store_error)?;
+    let outbox = OutboxDir::beside(state);
+    outbox.deliver_left(&store).await.map_err(store_error)?;
     let service = Service::new(
         Arc::new(store),
         Arc::new(catalog),
         Arc::new(SystemClock),
         public_url.to_owned(),
     )
-    .with_mail_sink(Arc::new(OutboxDir::beside(state)));
+    .with_mail_sink(Arc::new(outbox));
     Ok(Arc::new(service))
 }
 
 impl Client {
     /// The router in-process over SQLite at `state`, acting as the local owner.
-    pub fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
-        let service = local_service(state, catalog, "http://localhost")?;
+    pub async fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
+        let service = local_service(state, catalog, "http://localhost").await?;
         let router = app(AppState::new(service, Anonymous::LocalOwner));
         Ok(Client {
             transport: Transport::InProcess(router),

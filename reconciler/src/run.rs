@@ -117,7 +117,7 @@ async fn connect(g: &Global, declared: Option<&str>) -> Result<(Client, Catalog)
         }
         None => {
             let catalog = local_catalog(g, declared)?;
-            let client = Client::in_process(&g.state, catalog.clone())?;
+            let client = Client::in_process(&g.state, catalog.clone()).await?;
             Ok((client, catalog))
         }
     }

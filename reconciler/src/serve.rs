@@ -7,7 +7,9 @@
 //! SQLite file this host serves, never over DynamoDB, whose table others may
 //! share. Logs go to stderr through `tracing`; they must never carry an
 //! email's body or any link secret: mail is written to the outbox directory
-//! beside the store and only its path and recipient are logged.
+//! beside the store and only its path and recipient are logged. Mail is
+//! delivered from the committed outbox items, after each change and, for
+//! what a killed run left, at start.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -139,6 +141,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     let local = listener.local_addr()?;
     let url = public_url.unwrap_or_else(|| format!("http://{local}"));
     tracing::info!(outbox = %outbox.dir().display(), "local mail goes to the outbox directory");
+    deliver_left(&outbox, store.as_ref()).await;
     let mut service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
         .with_mail_sink(Arc::new(outbox));
     if owner.is_none() {
@@ -160,6 +163,21 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
         .await
         .context("server failed")?;
     Ok(0)
+}
+
+/// Delivers the emails a previous run committed but did not deliver (it
+/// stopped between a commit and its delivery). A store that cannot be read
+/// is logged, not fatal: each team's next change delivers its own.
+async fn deliver_left(outbox: &OutboxDir, store: &dyn Store) {
+    match outbox.deliver_left(store).await {
+        Ok(done) if done == Default::default() => {}
+        Ok(done) => tracing::info!(
+            sent = done.sent,
+            left = done.left,
+            "delivered the emails an earlier run left in the outbox"
+        ),
+        Err(error) => tracing::error!(%error, "cannot look for emails an earlier run left"),
+    }
 }
 
 /// Mints the first token, once, and prints it on stdout: for the local owner

@@ -131,6 +131,15 @@ impl Store for SerialTransactions {
             self.inner.transact(writes).await
         })
     }
+
+    fn scan<'s, 'k, 'f>(&'s self, sk_prefix: &'k str) -> StoreFuture<'f, Vec<Item>>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        self.inner.scan(sk_prefix)
+    }
 }
 
 pub mod cli;

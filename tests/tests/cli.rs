@@ -566,3 +566,82 @@ fn apply_reports_every_failed_change() {
         after.stdout
     );
 }
+
+/// The recipients of the `.eml` files in `outbox`, sorted.
+fn recipients(outbox: &Path) -> Vec<String> {
+    let mut to: Vec<String> = std::fs::read_dir(outbox)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .filter_map(|p| {
+                    let text = std::fs::read_to_string(&p).expect("eml");
+                    let line = text.lines().find(|l| l.starts_with("To: "))?;
+                    Some(line.trim_start_matches("To: ").to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    to.sort();
+    to
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_process_runs_mail_each_invitation_once_and_write_what_a_killed_run_left() {
+    use std::sync::Arc;
+
+    use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
+    use teamform_functions::auth::Principal;
+    use teamform_functions::clock::SystemClock;
+    use teamform_functions::service::{BatchOptions, Service};
+    use teamform_functions::store::Store;
+    use teamform_functions::store::sqlite::SqliteStore;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join(".teamform/outbox");
+    let file = write(dir.path(), "team.yaml", &team_yaml(TEN));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
+    let mut want: Vec<String> = TEN.iter().map(|(e, _)| (*e).to_owned()).collect();
+    want.sort();
+    assert_eq!(recipients(&outbox), want, "one email per invitation");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join(".teamform/state.db")).expect("store"));
+    assert!(store.scan("OUTBOX#").await.expect("scan").is_empty());
+
+    // A run killed after committing an invitation, before writing its email.
+    let svc = Service::new(
+        store.clone(),
+        Arc::new(Catalog::standard()),
+        Arc::new(SystemClock),
+        "http://localhost".into(),
+    );
+    let team = TeamId::parse("acme").expect("id");
+    let version = svc.load(&team).await.expect("load").expect("team").version;
+    let late = Change::Invite {
+        email: Email::parse("late@acme.com").expect("email"),
+        name: None,
+        roles: [RoleName::parse("viewer").expect("role")].into(),
+    };
+    svc.execute(
+        &team,
+        &Principal::LocalOwner,
+        &[late],
+        Some(version),
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("committed");
+    assert_eq!(store.scan("OUTBOX#").await.expect("scan").len(), 1);
+    assert!(!recipients(&outbox).contains(&"late@acme.com".to_owned()));
+
+    ok(&teamform(dir.path(), &["export", "--team", "acme"], &[]));
+    want.push("late@acme.com".into());
+    want.sort();
+    assert_eq!(recipients(&outbox), want, "the next run wrote it, once");
+    assert!(store.scan("OUTBOX#").await.expect("scan").is_empty());
+}

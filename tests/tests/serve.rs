@@ -1,11 +1,17 @@
 //! `teamform serve` as a process over SQLite: what it logs (where mail went,
 //! internal errors with their cause, never a link secret), where its mail
-//! goes, and whose token it mints.
+//! goes, that mail a killed run committed is written when it starts again,
+//! and whose token it mints.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
+use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
+use teamform_functions::auth::Principal;
+use teamform_functions::clock::SystemClock;
+use teamform_functions::service::{BatchOptions, Service};
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Condition, Item, Store, Write};
 use teamform_tests::cli::{Served, serve};
@@ -223,4 +229,132 @@ async fn serve_with_owner_mints_a_token_acting_as_that_person_only() {
     );
     let (status, _) = call("GET", &again, "/me", &carol, None).await;
     assert_eq!(status, 200);
+}
+
+/// The people of team acme with a pending invitation, from the store.
+async fn invited(store: &dyn Store) -> Vec<String> {
+    let mut people: Vec<String> = store
+        .query_all("TEAM#acme", "INVITE#")
+        .await
+        .expect("invitations")
+        .iter()
+        .filter_map(|i| i.str("email").map(str::to_lowercase))
+        .collect();
+    people.sort();
+    people
+}
+
+/// Asserts that every invited person has exactly one email in `outbox`,
+/// that there is no other email, and that no outbox item is left.
+async fn each_invitation_has_one_email(store: &dyn Store, outbox: &Path) {
+    let people = invited(store).await;
+    assert!(!people.is_empty(), "somebody was invited");
+    let mails = emails(outbox);
+    for person in &people {
+        let to_them: Vec<_> = mails
+            .iter()
+            .filter(|(_, text)| text.contains(&format!("\r\nTo: {person}\r\n")))
+            .collect();
+        assert_eq!(to_them.len(), 1, "one email to {person}: {to_them:?}");
+        assert!(to_them[0].1.contains("token=tfi_"), "{to_them:?}");
+    }
+    assert_eq!(mails.len(), people.len(), "no email beyond the invitations");
+    let left = store.scan("OUTBOX#").await.expect("scan");
+    assert!(left.is_empty(), "outbox items left: {left:?}");
+}
+
+fn invite(email: &str) -> Change {
+    Change::Invite {
+        email: Email::parse(email).expect("email"),
+        name: None,
+        roles: [RoleName::parse("viewer").expect("role")].into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emails_a_killed_run_committed_are_written_when_serve_starts_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join(".teamform/state.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state).expect("store"));
+    {
+        // What a run killed right after its commits leaves: outbox items
+        // and no files (this service delivers nothing).
+        let svc = Service::new(
+            store.clone(),
+            Arc::new(Catalog::standard()),
+            Arc::new(SystemClock),
+            "http://localhost".into(),
+        );
+        let mut changes = vec![Change::CreateTeam {
+            display_name: "Acme".into(),
+            owner: Email::parse("alice@acme.com").expect("email"),
+        }];
+        changes.extend((0..5).map(|i| invite(&format!("p{i}@acme.com"))));
+        let team = TeamId::parse("acme").expect("id");
+        svc.execute(
+            &team,
+            &Principal::LocalOwner,
+            &changes,
+            Some(0),
+            &BatchOptions::default(),
+        )
+        .await
+        .expect("applied");
+        assert_eq!(svc.outbox(&team).await.expect("outbox").len(), 5);
+    }
+    let outbox = dir.path().join(".teamform/outbox");
+    assert!(emails(&outbox).is_empty());
+
+    let served = serve(dir.path(), &[]);
+    each_invitation_has_one_email(store.as_ref(), &outbox).await;
+    assert!(
+        served
+            .output()
+            .contains("delivered the emails an earlier run left"),
+        "{}",
+        served.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_killed_while_mailing_loses_no_email_when_it_starts_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = serve(dir.path(), &[]);
+    let token = served.token.clone();
+    let (status, body) = call(
+        "POST",
+        &served,
+        "/teams",
+        &token,
+        Some(json!({"team": "acme", "owner": "alice@acme.com"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body:#}");
+    // One batch committed in many parts, each mailed after its commit: a
+    // kill lands between a commit and the last of its files, or after all.
+    let changes: Vec<Change> = (0..300)
+        .map(|i| invite(&format!("p{i}@acme.com")))
+        .collect();
+    let url = format!("{}/teams/acme/changes", served.url);
+    let batch = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(&json!({ "changes": changes }))
+            .send()
+            .await;
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !served.output().contains("email written") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(served); // SIGKILL
+    let _ = batch.await;
+
+    let state = dir.path().join(".teamform/state.db");
+    let store = SqliteStore::open(&state).expect("store");
+    let pending = store.scan("OUTBOX#").await.expect("scan").len();
+    eprintln!("outbox items pending after the kill: {pending}");
+    let _again = serve(dir.path(), &[]);
+    each_invitation_has_one_email(&store, &dir.path().join(".teamform/outbox")).await;
 }

@@ -30,6 +30,7 @@ pub const CASES: &[&str] = &[
     "check_writes",
     "delete_exists_on_missing_fails",
     "query_by_prefix",
+    "scan_by_prefix",
     "pagination",
     "too_many_writes",
     "duplicate_key",
@@ -61,6 +62,7 @@ pub async fn run(case: &str, store: Arc<dyn Store>, prefix: &str) {
         "check_writes" => check_writes(store, prefix).await,
         "delete_exists_on_missing_fails" => delete_exists_on_missing_fails(store, prefix).await,
         "query_by_prefix" => query_by_prefix(store, prefix).await,
+        "scan_by_prefix" => scan_by_prefix(store, prefix).await,
         "pagination" => pagination(store, prefix).await,
         "too_many_writes" => too_many_writes(store, prefix).await,
         "duplicate_key" => duplicate_key(store, prefix).await,
@@ -557,6 +559,67 @@ pub async fn query_by_prefix(store: Arc<dyn Store>, prefix: &str) {
         .await
         .expect("query after above the prefix");
     assert!(above.items.is_empty() && above.next.is_none(), "{above:?}");
+}
+
+/// A scan finds the items whose `sk` starts with the prefix under every
+/// `pk`, with their attributes, and nothing else; a deleted item is gone
+/// from the next scan. Other cases' items may share the store, so only this
+/// case's `pk`s are compared.
+pub async fn scan_by_prefix(store: Arc<dyn Store>, prefix: &str) {
+    let ours = format!("{prefix}/");
+    let (one, two) = (format!("{prefix}/s1"), format!("{prefix}/s2"));
+    let matching = [
+        (one.as_str(), "SCAN#1"),
+        (one.as_str(), "SCAN#2"),
+        (one.as_str(), "SCAN#é"),
+        (two.as_str(), "SCAN#1"),
+    ];
+    let others = [
+        (one.as_str(), "SCAN"),
+        (one.as_str(), "SCAM#1"),
+        (one.as_str(), "SCAN$"),
+        (two.as_str(), "xSCAN#1"),
+        (two.as_str(), "scan#1"),
+    ];
+    let writes = matching
+        .iter()
+        .chain(others.iter())
+        .map(|(pk, sk)| {
+            put(
+                Item::new(*pk, *sk)
+                    .with("n", 7)
+                    .with("tag", format!("{pk}|{sk}")),
+                Condition::None,
+            )
+        })
+        .collect();
+    must_transact(&*store, writes).await;
+
+    let scanned = |items: Vec<Item>| {
+        let mut found: Vec<(String, String)> = items
+            .into_iter()
+            .filter(|i| i.pk.starts_with(&ours))
+            .map(|i| {
+                assert_eq!(i.int("n"), Some(7), "attributes come with the scan: {i:?}");
+                assert_eq!(i.str("tag"), Some(format!("{}|{}", i.pk, i.sk).as_str()));
+                (i.pk, i.sk)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut want: Vec<(String, String)> = matching
+        .iter()
+        .map(|(pk, sk)| ((*pk).to_owned(), (*sk).to_owned()))
+        .collect();
+    want.sort();
+    let items = store.scan("SCAN#").await.expect("scan");
+    assert_eq!(scanned(items), want);
+
+    must_transact(&*store, vec![delete(&two, "SCAN#1", Condition::Exists)]).await;
+    want.retain(|(pk, _)| *pk != two);
+    let items = store.scan("SCAN#").await.expect("scan");
+    assert_eq!(scanned(items), want, "a deleted item is not scanned");
 }
 
 /// Pages of two walk seven items exactly once, in order; `query_all` gets

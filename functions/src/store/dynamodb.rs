@@ -338,6 +338,37 @@ impl Store for DynamoStore {
             Err(err) => Err(transact_error(err, &writes, &origin)),
         }
     }
+
+    async fn scan(&self, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            // begins_with(sk, "") is rejected by DynamoDB: no prefix, no filter.
+            if !sk_prefix.is_empty() {
+                request = request
+                    .filter_expression("begins_with(sk, :prefix)")
+                    .expression_attribute_values(
+                        ":prefix",
+                        AttributeValue::S(sk_prefix.to_owned()),
+                    );
+            }
+            let out = request.send().await.map_err(|err| sdk_error("Scan", err))?;
+            for item in out.items.unwrap_or_default() {
+                items.push(from_attrs(item)?);
+            }
+            // A page filtered down to nothing may still name a last key.
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
 }
 
 /// The pieces of one condition expression; all `None` for `Condition::None`.

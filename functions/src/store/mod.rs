@@ -164,6 +164,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// Every item, under any `pk`, whose `sk` starts with `sk_prefix`, in
+    /// no promised order. It reads the whole store (a DynamoDB Scan): only
+    /// a local host calls it, once at start-up, to find the outbox items a
+    /// previous run left; no request path and no Lambda function may. Fails
+    /// if any part of the read fails: never a partial answer.
+    async fn scan(&self, sk_prefix: &str) -> Result<Vec<Item>, StoreError>;
+
     /// Every item under `pk` with the prefix, paging to the end. Fails if
     /// any page fails: never a partial answer.
     async fn query_all(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {

@@ -146,6 +146,40 @@ impl Store for SqliteStore {
         }
         self.with_conn(move |conn| apply(conn, &writes)).await
     }
+
+    async fn scan(&self, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let prefix = sk_prefix.to_owned();
+        self.with_conn(move |conn| scan_items(conn, &prefix)).await
+    }
+}
+
+/// Every item whose `sk` starts with `prefix`, under any `pk`: a walk of
+/// the whole table, since the key index leads with `pk`.
+fn scan_items(conn: &Connection, prefix: &str) -> Result<Vec<Item>, StoreError> {
+    let mut sql = String::from("SELECT pk, sk, attrs FROM items WHERE sk >= ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![prefix.to_owned().into()];
+    if let Some(upper) = prefix_upper_bound(prefix) {
+        args.push(upper.into());
+        sql.push_str(" AND sk < ?2");
+    }
+    sql.push_str(" ORDER BY pk, sk");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (pk, sk, attrs) = row.map_err(backend)?;
+        let attrs = parse_attrs(&pk, &sk, &attrs)?;
+        items.push(Item { pk, sk, attrs });
+    }
+    Ok(items)
 }
 
 fn query_page(
