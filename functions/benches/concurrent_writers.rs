@@ -90,9 +90,14 @@ async fn main() {
                     .await;
                 latencies.push(start.elapsed());
                 i += 1;
-                match res.map(|r| r.status().as_u16()) {
-                    Ok(201) => ok += 1,
-                    Ok(409) => conflict += 1,
+                match res {
+                    Ok(r) if r.status().as_u16() == 201 => ok += 1,
+                    Ok(r) if r.status().as_u16() == 409 => {
+                        if conflict == 0 {
+                            eprintln!("409: {}", r.text().await.unwrap_or_default());
+                        }
+                        conflict += 1;
+                    }
                     _ => other += 1,
                 }
             }

@@ -48,6 +48,7 @@ impl Service {
         build: impl Fn(&teamform_core::TeamState) -> Result<Change, ServiceError>,
     ) -> Result<Applied, ServiceError> {
         let mut attempt = 0u32;
+        let _turn = self.write_turn(team).await;
         loop {
             let scoped = self
                 .visible_scoped(team, who, people.iter().copied())

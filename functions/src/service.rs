@@ -903,7 +903,8 @@ impl Service {
                     error: ChangeError::TeamExists(team.to_string()),
                 })
             }
-            Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
+            Err(e @ (StoreError::ConditionFailed { .. } | StoreError::Conflict)) => {
+                tracing::debug!(error = %e, team = %team, "a write lost a race");
                 let actual = match self.store.get(&pk, codec::META).await? {
                     Some(item) => codec::decode::<codec::Meta>(&item, &[])?.version,
                     None => 0,
