@@ -121,6 +121,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// All keys in one visit to the connection (one blocking task, not one
+    /// per key).
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let keys = keys.to_vec();
+        self.with_conn(move |conn| {
+            keys.into_iter()
+                .map(|(pk, sk)| {
+                    let attrs = read_attrs(conn, &pk, &sk)?;
+                    Ok(attrs.map(|attrs| Item { pk, sk, attrs }))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn query(
         &self,
         pk: &str,
