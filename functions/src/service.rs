@@ -101,6 +101,15 @@ pub struct Mail {
     pub body: String,
 }
 
+impl Mail {
+    /// The secret of the link this email carries (`...?token=SECRET`), if
+    /// any: what the person it is addressed to opens.
+    pub fn link_secret(&self) -> Option<&str> {
+        let (_, rest) = self.body.split_once("token=")?;
+        rest.split_whitespace().next()
+    }
+}
+
 /// One change applied in memory, with everything it writes.
 pub(crate) struct Step {
     /// Data writes (members, invitations, roles, look-ups).

@@ -208,12 +208,7 @@ impl World {
             .await
             .expect("outbox");
         let mail = mails.iter().rev().find(|m| m.to == who).expect("a mail");
-        let start = mail.body.find("token=").expect("a link") + "token=".len();
-        mail.body[start..]
-            .split_whitespace()
-            .next()
-            .expect("secret")
-            .to_owned()
+        mail.link_secret().expect("a link").to_owned()
     }
 
     /// An API key made by the owner.

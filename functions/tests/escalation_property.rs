@@ -287,12 +287,7 @@ async fn build(setup: &Setup) -> (World, Vec<Actor>) {
         assert_eq!(s, 201, "{b:#}");
         let mails = w.svc.outbox(&team).await.expect("outbox");
         let mail = mails.iter().rev().find(|m| m.to == *email).expect("mail");
-        let start = mail.body.find("token=").expect("link") + "token=".len();
-        let link = mail.body[start..]
-            .split_whitespace()
-            .next()
-            .expect("link")
-            .to_owned();
+        let link = mail.link_secret().expect("link").to_owned();
         let token = w.token(email).await;
         let (s, b) = call(
             r,

@@ -77,12 +77,7 @@ impl World {
             .rev()
             .find(|m| m.to.eq_ignore_ascii_case(to) && m.body.contains(path))
             .expect("an email");
-        let start = mail.body.find("token=").expect("a link") + "token=".len();
-        mail.body[start..]
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        mail.link_secret().expect("a link").to_owned()
     }
 
     async fn state(&self) -> teamform_core::TeamState {

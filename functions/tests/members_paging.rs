@@ -32,7 +32,10 @@ async fn get(router: &Router, uri: &str) -> Value {
 
 /// Twenty people, alternately joined and pending, with alternating roles,
 /// so that both sources interleave in email order.
-async fn team() -> (Router, Vec<(String, &'static str, &'static str)>) {
+/// A person of the team: email, `joined` or `pending`, role.
+type Person = (String, &'static str, &'static str);
+
+async fn team() -> (Router, Vec<Person>) {
     let svc = Arc::new(Service::new(
         Arc::new(SqliteStore::in_memory().expect("store")),
         Arc::new(Catalog::standard()),
@@ -74,8 +77,7 @@ async fn team() -> (Router, Vec<(String, &'static str, &'static str)>) {
             continue;
         }
         let mail = mails.iter().find(|m| &m.to == email).expect("mail");
-        let start = mail.body.find("token=").expect("link") + "token=".len();
-        let link = mail.body[start..].split_whitespace().next().expect("link");
+        let link = mail.link_secret().expect("link");
         let who = Principal::person(Email::parse(email).expect("email"));
         svc.accept_invitation(link, &who).await.expect("accept");
     }
@@ -85,7 +87,8 @@ async fn team() -> (Router, Vec<(String, &'static str, &'static str)>) {
 #[tokio::test]
 async fn every_page_size_and_filter_walks_the_whole_filtered_list_once_in_order() {
     let (router, people) = team().await;
-    let filters: [(&str, fn(&(String, &str, &str)) -> bool); 5] = [
+    type Keep = fn(&Person) -> bool;
+    let filters: [(&str, Keep); 5] = [
         ("", |_| true),
         ("&status=joined", |p| p.1 == "joined"),
         ("&status=pending", |p| p.1 == "pending"),
