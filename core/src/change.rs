@@ -684,16 +684,6 @@ impl TeamState {
         Some(())
     }
 
-    /// Whether members plus pending invitations fit the seat limit. Checked
-    /// after a whole batch, so that a plan swapping one person for another
-    /// at the limit (invites are applied before removals) is not refused.
-    pub fn check_seats(&self) -> Result<(), ChangeError> {
-        match self.settings.seat_limit {
-            Some(limit) if self.seats_used() > limit as usize => Err(ChangeError::SeatLimit(limit)),
-            _ => Ok(()),
-        }
-    }
-
     /// The invariants that must hold after any sequence of changes.
     pub fn check_invariants(&self) -> Result<(), String> {
         let owners: Vec<_> = self

@@ -316,11 +316,4 @@ impl TeamState {
             version: 0,
         }
     }
-
-    /// Members plus pending invitations, expired ones included (they hold
-    /// their seat until revoked or re-invited): what a seat limit counts. The
-    /// service keeps the same count on the team's META.
-    pub fn seats_used(&self) -> usize {
-        self.members.len() + self.invitations.len()
-    }
 }
