@@ -49,24 +49,12 @@ async fn team_of(size: usize, dir: &std::path::Path) -> Router {
             name: None,
             roles: [RoleName::parse("viewer").expect("role")].into(),
         });
-        if batch.len() == 2000 {
-            svc.execute(
-                &team,
-                &Principal::LocalOwner,
-                &batch,
-                None,
-                &BatchOptions::default(),
-            )
-            .await
-            .expect("setup");
-            batch.clear();
-        }
     }
-    if !batch.is_empty() {
+    for part in batch.chunks(2000) {
         svc.execute(
             &team,
             &Principal::LocalOwner,
-            &batch,
+            part,
             None,
             &BatchOptions::default(),
         )

@@ -33,13 +33,24 @@ const TTL_HOURS: i64 = 24;
 pub const LEASE_SECS: i64 = 30;
 const SK: &str = "IDEMP";
 
-fn digest(parts: &[&[u8]]) -> String {
+/// SHA-256 over length-prefixed parts, hex: keys and request fingerprints.
+pub fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p);
     }
     hex::encode(h.finalize())
+}
+
+/// Where the claim of `key` sent by the principal `actor` is kept.
+pub fn claim_pk(actor: &str, key: &str) -> String {
+    format!("IDEMP#{}", digest(&[actor.as_bytes(), key.as_bytes()]))
+}
+
+/// The fingerprint of a request: what a replay must match.
+pub fn fingerprint(path: &str, query: &str, body: &[u8]) -> String {
+    digest(&[path.as_bytes(), query.as_bytes(), body])
 }
 
 fn bad_key() -> Response {
@@ -139,10 +150,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         _ => return bad_key(),
     };
-    let pk = format!(
-        "IDEMP#{}",
-        digest(&[who.actor().as_bytes(), key.as_bytes()])
-    );
+    let pk = claim_pk(&who.actor(), &key);
     parts.extensions.insert(Authenticated(who));
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
@@ -155,11 +163,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .into_response();
         }
     };
-    let fingerprint = digest(&[
-        parts.uri.path().as_bytes(),
-        parts.uri.query().unwrap_or("").as_bytes(),
-        &bytes,
-    ]);
+    let fingerprint = fingerprint(parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes);
     let store = state.service.store().clone();
     let now = state.service.now().timestamp();
     match claim(&*store, &pk, &fingerprint, now).await {

@@ -21,6 +21,7 @@ use teamform_core::{Catalog, Email, TeamId};
 use teamform_functions::api::{Anonymous, AppState, BODY_LIMIT, app};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::ManualClock;
+use teamform_functions::idempotency;
 use teamform_functions::service::Service;
 use teamform_functions::store::Store;
 use teamform_functions::store::sqlite::SqliteStore;
@@ -50,22 +51,6 @@ impl Store for Counting {
     async fn scan(&self, prefix: &str) -> Result<Vec<teamform_functions::store::Item>, StoreError> {
         self.inner.scan(prefix).await
     }
-}
-
-/// The idempotency layer's digest of several parts.
-fn digest(parts: &[&[u8]]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    hex::encode(h.finalize())
-}
-
-/// Where the idempotency layer keeps a key of a principal.
-fn idem_pk(actor: &str, key: &str) -> String {
-    format!("IDEMP#{}", digest(&[actor.as_bytes(), key.as_bytes()]))
 }
 
 struct World {
@@ -928,9 +913,10 @@ async fn an_idempotency_key_is_scoped_to_the_principal_not_the_header_spelling()
 async fn a_lapsed_idempotency_lease_frees_its_key() {
     let w = World::new().await;
     // A claim left running by a process that died (written as it would be).
-    let pk = idem_pk("user:alice@x.io", "crashed");
+    let pk = idempotency::claim_pk("user:alice@x.io", "crashed");
     let body = json!({"email": "z@x.io", "roles": ["viewer"]});
-    let fingerprint = digest(&[b"/teams/t1/invitations", b"", body.to_string().as_bytes()]);
+    let fingerprint =
+        idempotency::fingerprint("/teams/t1/invitations", "", body.to_string().as_bytes());
     let now = w.svc.now().timestamp();
     w.store
         .transact(vec![teamform_functions::store::Write::Put {
@@ -1003,7 +989,7 @@ async fn a_panicking_handler_releases_its_idempotency_key() {
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            teamform_functions::idempotency::layer,
+            idempotency::layer,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state);
@@ -1025,7 +1011,7 @@ async fn a_panicking_handler_releases_its_idempotency_key() {
     assert_eq!(post_once().await.expect("answer").status(), 500);
     // The release runs as the panicked request is dropped; give it a moment.
     for _ in 0..50 {
-        let pk = idem_pk("local-owner", "p1");
+        let pk = idempotency::claim_pk("local-owner", "p1");
         if store.get(&pk, "IDEMP").await.is_ok_and(|i| i.is_none()) {
             break;
         }

@@ -97,24 +97,12 @@ async fn team_of(size: usize) -> (Router, Arc<Counting>) {
             name: None,
             roles: [RoleName::parse(role).expect("role")].into(),
         });
-        if setup.len() == 1000 {
-            svc.execute(
-                &team,
-                &Principal::LocalOwner,
-                &setup,
-                None,
-                &BatchOptions::default(),
-            )
-            .await
-            .expect("setup");
-            setup.clear();
-        }
     }
-    if !setup.is_empty() {
+    for part in setup.chunks(1000) {
         svc.execute(
             &team,
             &Principal::LocalOwner,
-            &setup,
+            part,
             None,
             &BatchOptions::default(),
         )
