@@ -353,6 +353,8 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<TeamState, ServiceError> {
+        // Authorized on the scoped read first: a stranger or a caller
+        // without the permission must not make the service read a whole team.
         self.authorized_scoped(team, who, "team.members.read")
             .await?;
         self.load(team).await?.ok_or(ServiceError::NotFound)
