@@ -19,7 +19,12 @@ use crate::model::{
 pub const TRANSFER_TTL_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "Self",
+    tag = "op",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum Change {
     CreateTeam {
         display_name: String,
@@ -85,6 +90,8 @@ pub enum Change {
         to: Email,
     },
 }
+
+crate::map_only!(Change, "a change object with an `op`");
 
 /// What the actor must hold to make a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod change;
 pub mod model;
+mod object;
 pub mod plan;
 pub mod spec;
 pub mod yaml;

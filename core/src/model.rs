@@ -211,7 +211,7 @@ impl Invitation {
 
 /// A team-defined role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct CustomRole {
     #[serde(default)]
     pub description: String,
@@ -219,7 +219,7 @@ pub struct CustomRole {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Settings {
     /// Members must sign in with a second factor.
     #[serde(default)]
@@ -317,3 +317,7 @@ impl TeamState {
         }
     }
 }
+
+crate::map_only!(CustomRole, "a custom role object");
+
+crate::map_only!(Settings, "a settings object");

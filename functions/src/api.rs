@@ -292,13 +292,7 @@ impl From<JsonRejection> for ApiError {
                 "malformed_json",
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
-            JsonRejection::JsonDataError(e) => ApiError::validation(
-                "the body does not match the expected shape",
-                vec![FieldError {
-                    field: "body".into(),
-                    message: e.body_text(),
-                }],
-            ),
+            JsonRejection::JsonDataError(e) => body_shape_error(e.body_text()),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -321,10 +315,64 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// A JSON body whose rejection is a problem+json `ApiError`.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body whose rejection is a problem+json `ApiError`.
+///
+/// Every request body of this API is an object. serde's derived structs also
+/// read a JSON array positionally (`[]` would be a settings body with every
+/// field defaulted), so the body is parsed first, refused unless it is an
+/// object, and only then read as `T`, with the path of any field that does
+/// not fit.
 pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(body_shape_error(format!(
+                "the body must be a JSON object, found {}",
+                json_kind(&value)
+            )));
+        }
+        serde_path_to_error::deserialize(value)
+            .map(Body)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = if path == "." {
+                    e.inner().to_string()
+                } else {
+                    format!("{path}: {}", e.inner())
+                };
+                body_shape_error(message)
+            })
+    }
+}
+
+fn body_shape_error(message: String) -> ApiError {
+    ApiError::validation(
+        "the body does not match the expected shape",
+        vec![FieldError {
+            field: "body".into(),
+            message,
+        }],
+    )
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
 
 /// A query string whose rejection is a problem+json `ApiError`.
 #[derive(FromRequestParts)]

@@ -980,3 +980,55 @@ async fn documented_changes_are_real_changes() {
         }
     }
 }
+
+/// Every request body is documented as an object; a body of any other JSON
+/// type is refused before it reaches the service, at the top and inside a
+/// change (serde's derived structs would otherwise read `[]` positionally).
+#[tokio::test]
+async fn bodies_that_are_not_objects_are_refused() {
+    let router = local_app();
+    let doc = document(&router).await;
+    let team = json!({"team": "acme", "display_name": "Acme", "owner": "alice@acme.com"});
+    let created = send(&router, "post", "/teams", Some(team), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let mut with_body = 0;
+    for (method, path, op) in operations(&doc) {
+        let Some(schema) = op["requestBody"]["content"]["application/json"].get("schema") else {
+            continue;
+        };
+        assert_eq!(resolve(&doc, schema)["type"], "object", "{method} {path}");
+        with_body += 1;
+        for body in [
+            json!([]),
+            json!([1]),
+            json!("x"),
+            json!(1),
+            json!(true),
+            Value::Null,
+        ] {
+            let r = send(&router, &method, &concrete(&path), Some(body.clone()), &[]).await;
+            assert_eq!(
+                (r.status, &r.body["code"]),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!("validation_failed")
+                ),
+                "{method} {path} with {body}: {:#}",
+                r.body
+            );
+        }
+    }
+    assert!(with_body >= 12, "{with_body}");
+
+    let settings = json!({"require_2fa": false, "invitation_ttl_days": 15, "seat_limit": null});
+    for (from, to) in [(json!([]), settings.clone()), (settings.clone(), json!([]))] {
+        let batch = json!({"changes": [{"op": "update_settings", "from": from, "to": to}]});
+        let r = send(&router, "post", "/teams/acme/changes", Some(batch), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:#}", r.body);
+    }
+    let batch = json!({"changes": [["update_settings", settings.clone(), settings]]});
+    let r = send(&router, "post", "/teams/acme/changes", Some(batch), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:#}", r.body);
+    let version = send(&router, "get", "/teams/acme/settings", None, &[]).await;
+    assert_eq!(version.headers["etag"], "\"1\"", "nothing was applied");
+}
