@@ -3,9 +3,10 @@
 #
 #   scripts/test.sh [extra cargo test args]     e.g. scripts/test.sh -p teamform-core
 #
-# Needs only Rust and Python 3 (3.11 checked). It:
+# Needs Rust, Python 3 (3.11 checked) and Node.js with npm (20.19 or later). It:
 #   1. creates .venv-test/ (gitignored) from scripts/requirements-test.txt,
-#      again whenever that file changes;
+#      again whenever that file changes, and installs the pinned Node
+#      packages of tests/oidc (the OpenID Connect provider) with npm ci;
 #   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint);
@@ -51,6 +52,26 @@ want_stamp="$( { sha256sum "$REQS" | cut -d' ' -f1; "$PYTHON" -c 'import sys; pr
         stage "venv: .venv-test/ up to date"
     fi
 } 9>"$ROOT/target/.venv-test.lock"
+
+# --- 1b. Node packages -----------------------------------------------------
+# The OpenID Connect provider the sign-in tests run (tests/oidc: oidc-provider,
+# pinned by its package-lock.json), installed into tests/oidc/node_modules
+# (gitignored), again whenever the lock file changes.
+command -v node >/dev/null && command -v npm >/dev/null \
+    || die "node and npm not found: the sign-in tests run an OpenID Connect provider on Node.js (20.19 or later)"
+npm_install() {
+    local dir=$1 stamp="$1/node_modules/.package-lock.sha256" want
+    want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        stage "npm: ${dir#"$ROOT"/} up to date"
+        return
+    fi
+    stage "npm: installing ${dir#"$ROOT"/}"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null \
+        || die "npm ci in ${dir#"$ROOT"/} failed"
+    printf '%s\n' "$want" >"$stamp"
+}
+npm_install "$ROOT/tests/oidc"
 
 # --- 2. moto server --------------------------------------------------------
 PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')

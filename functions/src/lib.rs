@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod mail;
 pub mod mailer;
+pub mod oidc;
 pub mod openapi;
 pub mod resources;
 pub mod scoped;

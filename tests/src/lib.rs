@@ -143,4 +143,5 @@ impl Store for SerialTransactions {
 }
 
 pub mod cli;
+pub mod oidc;
 pub mod race;
