@@ -45,11 +45,24 @@ pub enum Anonymous {
 pub struct AppState {
     pub service: Arc<Service>,
     pub anonymous: Anonymous,
+    /// The OpenID Connect provider whose tokens sign people in, when the
+    /// host is configured with one.
+    pub oidc: Option<Arc<crate::oidc::Verifier>>,
 }
 
 impl AppState {
     pub fn new(service: Arc<Service>, anonymous: Anonymous) -> Self {
-        Self { service, anonymous }
+        Self {
+            service,
+            anonymous,
+            oidc: None,
+        }
+    }
+
+    /// Verifies bearer JWTs and signs browsers in with this provider.
+    pub fn with_oidc(mut self, verifier: crate::oidc::Verifier) -> Self {
+        self.oidc = Some(Arc::new(verifier));
+        self
     }
 }
 
@@ -91,6 +104,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The router of the team service.
 pub fn app(state: AppState) -> Router {
     Router::from(routes())
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -110,10 +124,11 @@ pub fn app(state: AppState) -> Router {
 /// Every error leaves as problem+json, also one made by a layer rather than a
 /// handler (the body limit answers 413 in plain text, for instance).
 async fn problem_only(res: Response) -> Response {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    // Pages answer their errors in HTML, for people.
+    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json")
+            || v.as_bytes().starts_with(b"text/html")
+    });
     if !res.status().is_client_error() && !res.status().is_server_error() || is_problem {
         return res;
     }
@@ -428,8 +443,33 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Prin
             Some(t) if t.starts_with("tfk_") || t.starts_with("tfp_") => {
                 return Ok(state.service.authenticate(t).await?);
             }
-            // Other bearer tokens are JWTs that API Gateway verified; their
-            // claims arrive in the Lambda request context below.
+            // A JWT that API Gateway verified: its claims arrive in the
+            // Lambda request context below.
+            _ if jwt_person(parts).is_some() => {}
+            // A JWT the service verifies itself, on any host configured with
+            // an issuer.
+            Some(t) if state.oidc.is_some() => {
+                let verifier = state.oidc.as_ref().ok_or(ServiceError::Unauthenticated)?;
+                return match verifier.verify(t).await {
+                    Ok(identity) => Ok(Principal::Person {
+                        email: identity.email,
+                        two_factor: identity.two_factor,
+                    }),
+                    Err(e @ crate::oidc::TokenError::Unavailable(_)) => {
+                        tracing::warn!(error = %e, "the identity provider is unavailable");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            e.code(),
+                            "the identity provider could not be reached; try again shortly",
+                        ))
+                    }
+                    Err(e) => Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        e.code(),
+                        e.to_string(),
+                    )),
+                };
+            }
             _ => {}
         }
     }
@@ -461,8 +501,7 @@ fn jwt_person(parts: &Parts) -> Option<Principal> {
     let email = Email::parse(claims.get("email")?).ok()?;
     // API Gateway flattens array claims to text like `[pwd mfa]`.
     let two_factor = claims.get("amr").is_some_and(|amr| {
-        amr.split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|m| matches!(m, "mfa" | "otp" | "hwk" | "swk" | "sms" | "totp"))
+        crate::oidc::second_factor(amr.split(|c: char| !c.is_ascii_alphanumeric()))
     });
     Some(Principal::Person { email, two_factor })
 }

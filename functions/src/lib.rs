@@ -17,6 +17,7 @@ pub mod scoped;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod web;
 
 use axum::extract::Request;
 use axum::middleware::Next;

@@ -40,6 +40,32 @@ pub struct Membership {
     pub version: Option<u64>,
 }
 
+/// Which emailed link a page opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Invitation,
+    /// The owner confirms a transfer they started.
+    TransferConfirm,
+    /// The new owner accepts a confirmed transfer.
+    TransferAccept,
+}
+
+/// What a link offers, as its page shows it before anyone acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPreview {
+    pub kind: LinkKind,
+    pub team: TeamId,
+    pub team_name: String,
+    /// The person the link is addressed to.
+    pub email: Email,
+    /// The roles an invitation gives.
+    pub roles: Option<Roles>,
+    pub invited_by: Option<String>,
+    /// The owner passing a team on.
+    pub from: Option<Email>,
+    pub expires_at: Timestamp,
+}
+
 fn gone(code: &'static str, message: impl Into<String>) -> ServiceError {
     ServiceError::Gone {
         code,
@@ -120,6 +146,69 @@ impl Service {
             link: link.to_owned(),
             valid_until,
         })
+    }
+
+    /// What a link offers, for the page it opens in a browser: read only,
+    /// consumes nothing and needs no sign-in (the link itself is the
+    /// secret). Refuses dead links exactly as using them would.
+    pub async fn preview_link(
+        &self,
+        secret: &str,
+        kind: LinkKind,
+    ) -> Result<LinkPreview, ServiceError> {
+        let now = self.now();
+        let (token_kind, invalid) = match kind {
+            LinkKind::Invitation => ("invitation", "invitation_invalid"),
+            LinkKind::TransferConfirm => ("transfer", "transfer_invalid"),
+            LinkKind::TransferAccept => ("transfer_accept", "transfer_invalid"),
+        };
+        let link = self.link(secret, token_kind, invalid).await?;
+        let scoped = self
+            .load_scoped(&link.team, &Principal::LocalOwner, [&link.email])
+            .await?
+            .ok_or_else(|| gone(invalid, "the team is gone"))?;
+        let state = &scoped.state;
+        let mut preview = LinkPreview {
+            kind,
+            team: state.team.clone(),
+            team_name: state.display_name.clone(),
+            email: link.email.clone(),
+            roles: None,
+            invited_by: None,
+            from: None,
+            expires_at: link.valid_until,
+        };
+        if kind == LinkKind::Invitation {
+            let inv = state
+                .invitations
+                .get(&link.email)
+                .filter(|inv| inv.link == link.link)
+                .ok_or_else(|| {
+                    gone(
+                        "invitation_invalid",
+                        "this invitation was revoked, replaced or already accepted",
+                    )
+                })?;
+            if inv.is_expired(now) || now >= link.valid_until {
+                return Err(gone(
+                    "invitation_expired",
+                    "this invitation has expired; ask for a new one",
+                ));
+            }
+            preview.roles = Some(inv.roles.clone());
+            preview.invited_by = inv.invited_by.clone();
+            preview.expires_at = inv.expires_at.min(link.valid_until);
+        } else {
+            let transfer = self.pending_transfer(state, &link, now)?;
+            preview.from = Some(transfer.from.clone());
+            preview.email = transfer.to.clone();
+            preview.expires_at = transfer.expires_at;
+            if kind == LinkKind::TransferConfirm {
+                // The owner confirms: the link is addressed to the owner.
+                preview.email = link.email.clone();
+            }
+        }
+        Ok(preview)
     }
 
     /// Opens a link for the person it is addressed to: resolves it, checks
@@ -456,7 +545,7 @@ impl Service {
                 transfer.from, state.display_name
             ),
             body: format!(
-                "{} confirmed passing ownership of {} to you. Accept: {}/ownership-transfer/accept?token={}\n\nThe offer expires on {}.\n",
+                "{} confirmed passing ownership of {} to you. Accept: {}/ownership/accept?token={}\n\nThe offer expires on {}.\n",
                 transfer.from,
                 state.display_name,
                 self.public_url(),

@@ -66,8 +66,12 @@ pub struct OidcConfig {
     /// `https://login.example.com` (no trailing slash unless the provider's
     /// own has one).
     pub issuer: String,
-    /// The client ids (or API audiences) a token's `aud` may name.
+    /// The client ids (or API audiences) a token's `aud` may name; the
+    /// first is the client id the browser sign-in uses.
     pub audiences: Vec<String>,
+    /// The browser sign-in client's secret, for providers that require one
+    /// (`TEAMFORM_OIDC_CLIENT_SECRET`); PKCE is used either way.
+    pub client_secret: Option<String>,
 }
 
 impl OidcConfig {
@@ -80,7 +84,19 @@ impl OidcConfig {
             _ => return Ok(None),
         };
         let audiences = std::env::var("TEAMFORM_OIDC_AUDIENCE").unwrap_or_default();
-        Self::new(&issuer, &audiences).map(Some)
+        let mut config = Self::new(&issuer, &audiences)?;
+        config.client_secret = std::env::var("TEAMFORM_OIDC_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Ok(Some(config))
+    }
+
+    /// The client id of the browser sign-in.
+    pub fn client_id(&self) -> &str {
+        self.audiences
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// `audiences`: comma separated.
@@ -112,6 +128,7 @@ impl OidcConfig {
         Ok(Self {
             issuer: issuer.to_owned(),
             audiences,
+            client_secret: None,
         })
     }
 }
@@ -147,6 +164,10 @@ pub enum TokenError {
     NoEmail,
     #[error("the token's email address is not verified")]
     EmailUnverified,
+    #[error("the token's nonce is not the one this sign-in sent")]
+    Nonce,
+    #[error("the identity provider refused the sign-in: {0}")]
+    Refused(String),
     #[error("the identity provider could not be reached: {0}")]
     Unavailable(String),
 }
@@ -165,6 +186,8 @@ impl TokenError {
             TokenError::NotYetValid => "token_not_yet_valid",
             TokenError::NoEmail => "token_no_email",
             TokenError::EmailUnverified => "email_unverified",
+            TokenError::Nonce => "token_nonce",
+            TokenError::Refused(_) => "signin_refused",
             TokenError::Unavailable(_) => "identity_provider_unavailable",
         }
     }
@@ -211,6 +234,8 @@ struct Claims {
     email_verified: Option<Value>,
     #[serde(default)]
     amr: Option<Value>,
+    #[serde(default)]
+    nonce: Option<String>,
 }
 
 impl Verifier {
@@ -321,6 +346,76 @@ impl Verifier {
 
     /// Verifies a token and says whom it names.
     pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        self.verify_claims(token)
+            .await
+            .map(|(identity, _)| identity)
+    }
+
+    /// Verifies the ID token of a sign-in this service started: as
+    /// `verify`, and its `nonce` must be the one sent.
+    pub async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Identity, TokenError> {
+        let (identity, sent) = self.verify_claims(token).await?;
+        let matches = sent.is_some_and(|sent| {
+            subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), nonce.as_bytes()).into()
+        });
+        if matches {
+            Ok(identity)
+        } else {
+            Err(TokenError::Nonce)
+        }
+    }
+
+    /// The authorization code flow's second leg: trades a code (with its
+    /// PKCE verifier) for the ID token at the provider's token endpoint.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String, TokenError> {
+        let endpoints = self.endpoints().await?;
+        let url = endpoints.token_endpoint.ok_or_else(|| {
+            TokenError::Unavailable("the provider names no token endpoint".into())
+        })?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", code_verifier),
+            ("redirect_uri", redirect_uri),
+            ("client_id", self.config.client_id()),
+        ];
+        if let Some(secret) = self.config.client_secret.as_deref() {
+            form.push(("client_secret", secret));
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let r = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("{url}: {e}")))?;
+        let status = r.status();
+        let answer: Value = r
+            .json()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("{url}: {e}")))?;
+        if !status.is_success() {
+            let error = answer["error"].as_str().unwrap_or("error");
+            return Err(TokenError::Refused(error.chars().take(100).collect()));
+        }
+        answer["id_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| TokenError::Refused("no id_token in the answer".into()))
+    }
+
+    async fn verify_claims(&self, token: &str) -> Result<(Identity, Option<String>), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             // A header naming an algorithm nobody implements (`none`) says so.
             match algorithm_name(token) {
@@ -376,12 +471,29 @@ impl Verifier {
             Some(Value::String(one)) => second_factor(std::iter::once(one.as_str())),
             _ => false,
         };
-        Ok(Identity {
-            email,
-            subject: claims.sub,
-            two_factor,
-        })
+        Ok((
+            Identity {
+                email,
+                subject: claims.sub,
+                two_factor,
+            },
+            claims.nonce,
+        ))
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char);
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn find(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {

@@ -157,7 +157,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
-    /// Base of links in emails (`{public_url}/invitations/accept?token=...`).
+    /// Base of links in emails (`{public_url}/join?token=...`).
     public_url: String,
 }
 
@@ -723,7 +723,7 @@ impl Service {
                     to: email.to_string(),
                     subject: format!("You are invited to join {}", state.display_name),
                     body: format!(
-                        "Hello{},\n\n{} invites you to join the team {} as {}.\n\nAccept: {}/invitations/accept?token={}\n\nThis link works once and expires on {}.\n",
+                        "Hello{},\n\n{} invites you to join the team {} as {}.\n\nAccept: {}/join?token={}\n\nThis link works once and expires on {}.\n",
                         inv.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
                         who.actor(),
                         state.display_name,
@@ -767,7 +767,7 @@ impl Service {
                         to: from.to_string(),
                         subject: format!("Confirm the transfer of {} to {to}", state.display_name),
                         body: format!(
-                            "Ownership of {} is to pass from you to {to}. Confirm: {}/ownership-transfer/confirm?token={}\n\nAfter you confirm, {to} is asked to accept. The request expires on {}.\n",
+                            "Ownership of {} is to pass from you to {to}. Confirm: {}/ownership/confirm?token={}\n\nAfter you confirm, {to} is asked to accept. The request expires on {}.\n",
                             state.display_name,
                             self.public_url,
                             link.secret,

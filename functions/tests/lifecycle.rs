@@ -99,7 +99,7 @@ fn gone_code(r: Result<impl std::fmt::Debug, ServiceError>) -> &'static str {
 #[tokio::test]
 async fn an_invitation_link_works_once_for_its_person() {
     let w = world().await;
-    let token = w.link("bob@acme.com", "/invitations/accept").await;
+    let token = w.link("bob@acme.com", "/join?token").await;
     assert!(token.starts_with("tfi_"));
     let wrong = w
         .svc
@@ -148,7 +148,7 @@ async fn an_invitation_link_works_once_for_its_person() {
 #[tokio::test]
 async fn expired_resent_and_revoked_links_are_refused() {
     let w = world().await;
-    let first = w.link("bob@acme.com", "/invitations/accept").await;
+    let first = w.link("bob@acme.com", "/join?token").await;
     w.svc
         .resend_invitation(
             &w.team,
@@ -158,7 +158,7 @@ async fn expired_resent_and_revoked_links_are_refused() {
         )
         .await
         .expect("resend");
-    let second = w.link("bob@acme.com", "/invitations/accept").await;
+    let second = w.link("bob@acme.com", "/join?token").await;
     assert_ne!(first, second);
     assert_eq!(
         gone_code(
@@ -188,7 +188,7 @@ async fn expired_resent_and_revoked_links_are_refused() {
         )
         .await
         .expect("resend");
-    let third = w.link("bob@acme.com", "/invitations/accept").await;
+    let third = w.link("bob@acme.com", "/join?token").await;
     w.svc
         .revoke_invitation(
             &w.team,
@@ -212,7 +212,7 @@ async fn expired_resent_and_revoked_links_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_link_used_by_many_at_once_admits_one() {
     let w = world().await;
-    let token = w.link("bob@acme.com", "/invitations/accept").await;
+    let token = w.link("bob@acme.com", "/join?token").await;
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let (svc, token) = (w.svc.clone(), token.clone());
@@ -248,7 +248,7 @@ async fn a_link_used_by_many_at_once_admits_one() {
 #[tokio::test]
 async fn members_leave_but_the_owner_cannot() {
     let w = world().await;
-    let token = w.link("bob@acme.com", "/invitations/accept").await;
+    let token = w.link("bob@acme.com", "/join?token").await;
     w.svc
         .accept_invitation(&token, &person("bob@acme.com"))
         .await
@@ -275,7 +275,7 @@ async fn members_leave_but_the_owner_cannot() {
 #[tokio::test]
 async fn ownership_passes_only_when_both_confirm() {
     let w = world().await;
-    let bob_joins = w.link("bob@acme.com", "/invitations/accept").await;
+    let bob_joins = w.link("bob@acme.com", "/join?token").await;
     w.svc
         .accept_invitation(&bob_joins, &person("bob@acme.com"))
         .await
@@ -303,7 +303,7 @@ async fn ownership_passes_only_when_both_confirm() {
     );
 
     let confirm = w
-        .link("alice@acme.com", "/ownership-transfer/confirm")
+        .link("alice@acme.com", "/ownership/confirm")
         .await;
     assert!(matches!(
         w.svc.confirm_transfer(&confirm, &bob).await,
@@ -323,7 +323,7 @@ async fn ownership_passes_only_when_both_confirm() {
         "still waiting for bob"
     );
 
-    let accept = w.link("bob@acme.com", "/ownership-transfer/accept").await;
+    let accept = w.link("bob@acme.com", "/ownership/accept").await;
     assert!(matches!(
         w.svc.accept_transfer(&accept, &alice).await,
         Err(ServiceError::Forbidden(_))
@@ -368,7 +368,7 @@ async fn cancelled_and_expired_transfers_refuse_their_links() {
         .await
         .expect("started");
     let confirm = w
-        .link("alice@acme.com", "/ownership-transfer/confirm")
+        .link("alice@acme.com", "/ownership/confirm")
         .await;
     w.svc
         .cancel_transfer(&w.team, &alice)
@@ -384,7 +384,7 @@ async fn cancelled_and_expired_transfers_refuse_their_links() {
         .await
         .expect("started again");
     let confirm = w
-        .link("alice@acme.com", "/ownership-transfer/confirm")
+        .link("alice@acme.com", "/ownership/confirm")
         .await;
     w.clock.advance(Duration::days(8));
     assert_eq!(
@@ -402,13 +402,13 @@ async fn someone_outside_the_team_can_be_handed_ownership() {
         .await
         .expect("started");
     let confirm = w
-        .link("alice@acme.com", "/ownership-transfer/confirm")
+        .link("alice@acme.com", "/ownership/confirm")
         .await;
     w.svc
         .confirm_transfer(&confirm, &alice)
         .await
         .expect("confirmed");
-    let accept = w.link("carol@acme.com", "/ownership-transfer/accept").await;
+    let accept = w.link("carol@acme.com", "/ownership/accept").await;
     w.svc
         .accept_transfer(&accept, &person("carol@acme.com"))
         .await
@@ -455,7 +455,7 @@ async fn links_over_http_answer_410_when_used() {
         .await
         .expect("pat")
         .secret;
-    let link = w.link("bob@acme.com", "/invitations/accept").await;
+    let link = w.link("bob@acme.com", "/join?token").await;
     let (status, body) = post(&router, "/invitations/accept", json!({"token": link}), None).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -488,7 +488,7 @@ async fn links_over_http_answer_410_when_used() {
 #[tokio::test]
 async fn a_person_removes_their_own_access_only_when_told_to() {
     let w = world().await;
-    let link = w.link("bob@acme.com", "/invitations/accept").await;
+    let link = w.link("bob@acme.com", "/join?token").await;
     w.svc
         .accept_invitation(&link, &person("bob@acme.com"))
         .await
@@ -580,7 +580,7 @@ async fn a_team_that_requires_2fa_admits_people_only_with_a_second_factor() {
         .await
         .expect("not a person signing in");
 
-    let link = w.link("bob@acme.com", "/invitations/accept").await;
+    let link = w.link("bob@acme.com", "/join?token").await;
     let refused = w
         .svc
         .accept_invitation(&link, &person("bob@acme.com"))

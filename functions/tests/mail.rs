@@ -61,7 +61,7 @@ fn mail(to: &str, subject: &str) -> Mail {
     Mail {
         to: to.into(),
         subject: subject.into(),
-        body: "Hello,\r\nBcc: body@evil.io\n\nAccept: https://app/invitations/accept?token=tfi_secret\n"
+        body: "Hello,\r\nBcc: body@evil.io\n\nAccept: https://app/join?token=tfi_secret\n"
             .into(),
     }
 }
@@ -255,7 +255,7 @@ async fn emails_committed_but_never_delivered_are_delivered_by_the_next_host() {
         assert!(
             with_link[0]
                 .1
-                .contains("https://app/invitations/accept?token=tfi_")
+                .contains("https://app/join?token=tfi_")
         );
     }
     assert!(
@@ -361,7 +361,7 @@ async fn two_hosts_delivering_at_once_write_each_email_once() {
 #[test]
 fn a_long_link_stays_whole_on_one_line_of_the_file() {
     let link = format!(
-        "https://teamform.example/invitations/accept?token=tfi_{}",
+        "https://teamform.example/join?token=tfi_{}",
         "x".repeat(60)
     );
     let message = Mail {

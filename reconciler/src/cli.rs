@@ -107,6 +107,19 @@ pub enum Command {
         /// with `dynamodb:TABLE`.
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
+        /// Sign people in with this OpenID Connect issuer: bearer JWTs it
+        /// signs are accepted, and browsers sign in at `/signin`.
+        #[arg(long, env = "TEAMFORM_OIDC_ISSUER", value_name = "URL")]
+        oidc_issuer: Option<String>,
+        /// The client id the issuer's tokens are for (comma separated for
+        /// several; the first signs browsers in).
+        #[arg(
+            long,
+            env = "TEAMFORM_OIDC_AUDIENCE",
+            value_name = "CLIENT_ID",
+            default_value = "teamform"
+        )]
+        oidc_audience: String,
     },
 }
 

@@ -75,12 +75,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
             store,
             public_url,
             owner,
+            oidc_issuer,
+            oidc_audience,
         } => {
             let options = crate::serve::ServeOptions {
                 addr,
                 store,
                 public_url,
                 owner,
+                oidc_issuer,
+                oidc_audience,
             };
             crate::serve::serve(g, options).await
         }

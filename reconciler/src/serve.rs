@@ -41,6 +41,9 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// The person whose bootstrap token is minted, instead of the local owner.
     pub owner: Option<String>,
+    /// The OpenID Connect issuer people sign in with, and its client id(s).
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: String,
 }
 
 /// Where the state lives.
@@ -104,7 +107,15 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
         store,
         public_url,
         owner,
+        oidc_issuer,
+        oidc_audience,
     } = options;
+    let oidc = oidc_issuer
+        .map(|issuer| {
+            teamform_functions::oidc::OidcConfig::new(&issuer, &oidc_audience)
+                .map_err(|e| anyhow!(e))
+        })
+        .transpose()?;
     let catalog = match g.catalog.as_deref() {
         Some(c) => teamform_functions::load_catalog(c).map_err(|e| anyhow!(e))?,
         None => teamform_functions::catalog_from_env().map_err(|e| anyhow!(e))?,
@@ -154,8 +165,12 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
         "teamform serve: catalog {}, listening on http://{local}",
         catalog.name
     );
-    let router = app(AppState::new(service, Anonymous::Refused))
-        .layer(axum::middleware::from_fn(request_span));
+    let mut state = AppState::new(service, Anonymous::Refused);
+    if let Some(config) = oidc {
+        tracing::info!(issuer = %config.issuer, "people sign in with OpenID Connect");
+        state = state.with_oidc(teamform_functions::oidc::Verifier::new(config));
+    }
+    let router = app(state).layer(axum::middleware::from_fn(request_span));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

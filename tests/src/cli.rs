@@ -190,7 +190,10 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Served {
 
 /// [`serve`] with extra environment variables.
 pub fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
-    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    let mut args = vec!["serve"];
+    if !extra.contains(&"--addr") {
+        args.extend(["--addr", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra);
     let mut cmd = Command::new(bin());
     cmd.args(&args)

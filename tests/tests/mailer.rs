@@ -168,7 +168,7 @@ async fn outbox_emails_go_through_ses_and_leave_the_outbox() {
             mail["body"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("/invitations/accept?token=tfi_"),
+                .contains("/join?token=tfi_"),
             "{mail}"
         );
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::clock::SystemClock;
+use teamform_functions::oidc::{OidcConfig, Verifier};
 use teamform_functions::service::Service;
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::{catalog_from_env, init_json_logs};
@@ -22,8 +23,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(SystemClock),
         public_url,
     );
-    let router = app(AppState::new(Arc::new(service), Anonymous::Refused)).layer(
-        axum::middleware::from_fn(teamform_functions::lambda_request_span),
-    );
+    let mut state = AppState::new(Arc::new(service), Anonymous::Refused);
+    if let Some(config) = OidcConfig::from_env()? {
+        state = state.with_oidc(Verifier::new(config));
+    }
+    let router = app(state).layer(axum::middleware::from_fn(
+        teamform_functions::lambda_request_span,
+    ));
     lambda_http::run(router).await
 }
