@@ -82,3 +82,29 @@ pub async fn lambda_request_span(req: Request, next: Next) -> Response {
     .instrument(span)
     .await
 }
+
+/// Without `TEAMFORM_PUBLIC_URL`, the service learns the base of its links
+/// from the first request API Gateway hands it: the domain the gateway
+/// names (the API's own, or its custom domain) and the stage, never a header
+/// a client could set.
+pub async fn learn_public_url(
+    axum::extract::State(service): axum::extract::State<std::sync::Arc<service::Service>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if service.public_url().is_empty()
+        && let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+            req.extensions()
+                .get::<lambda_http::request::RequestContext>()
+        && let Some(domain) = ctx.domain_name.as_deref().filter(|d| !d.is_empty())
+    {
+        let stage = ctx
+            .stage
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "$default")
+            .map(|s| format!("/{s}"))
+            .unwrap_or_default();
+        service.learn_public_url(format!("https://{domain}{stage}"));
+    }
+    next.run(req).await
+}

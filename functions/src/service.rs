@@ -157,8 +157,9 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
-    /// Base of links in emails (`{public_url}/join?token=...`).
-    public_url: String,
+    /// Base of links in emails (`{public_url}/join?token=...`): given at
+    /// start, or learnt from the first request (`learn_public_url`).
+    public_url: std::sync::OnceLock<String>,
 }
 
 /// What `GET /teams/{team}/members` filters on.
@@ -226,7 +227,13 @@ impl Service {
             store,
             catalog,
             clock,
-            public_url,
+            public_url: {
+                let known = std::sync::OnceLock::new();
+                if !public_url.is_empty() {
+                    let _ = known.set(public_url);
+                }
+                known
+            },
         }
     }
 
@@ -255,8 +262,18 @@ impl Service {
         self.local_owner_tokens
     }
 
+    /// Sets the base of links when none was given at start; the first
+    /// value stays. Lambda behind API Gateway learns it from the first
+    /// request's domain, as the gateway names it.
+    pub fn learn_public_url(&self, url: String) {
+        let _ = self.public_url.set(url);
+    }
+
     pub fn public_url(&self) -> &str {
-        &self.public_url
+        self.public_url
+            .get()
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -728,7 +745,7 @@ impl Service {
                         who.actor(),
                         state.display_name,
                         roles_text(&inv.roles),
-                        self.public_url,
+                        self.public_url(),
                         link.secret,
                         inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
                     ),
@@ -769,7 +786,7 @@ impl Service {
                         body: format!(
                             "Ownership of {} is to pass from you to {to}. Confirm: {}/ownership/confirm?token={}\n\nAfter you confirm, {to} is asked to accept. The request expires on {}.\n",
                             state.display_name,
-                            self.public_url,
+                            self.public_url(),
                             link.secret,
                             t.expires_at.format("%Y-%m-%d %H:%M UTC"),
                         ),

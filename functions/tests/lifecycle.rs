@@ -302,9 +302,7 @@ async fn ownership_passes_only_when_both_confirm() {
         "nothing passes yet"
     );
 
-    let confirm = w
-        .link("alice@acme.com", "/ownership/confirm")
-        .await;
+    let confirm = w.link("alice@acme.com", "/ownership/confirm").await;
     assert!(matches!(
         w.svc.confirm_transfer(&confirm, &bob).await,
         Err(ServiceError::Forbidden(_))
@@ -367,9 +365,7 @@ async fn cancelled_and_expired_transfers_refuse_their_links() {
         .start_transfer(&w.team, &alice, &email("carol@acme.com"))
         .await
         .expect("started");
-    let confirm = w
-        .link("alice@acme.com", "/ownership/confirm")
-        .await;
+    let confirm = w.link("alice@acme.com", "/ownership/confirm").await;
     w.svc
         .cancel_transfer(&w.team, &alice)
         .await
@@ -383,9 +379,7 @@ async fn cancelled_and_expired_transfers_refuse_their_links() {
         .start_transfer(&w.team, &alice, &email("carol@acme.com"))
         .await
         .expect("started again");
-    let confirm = w
-        .link("alice@acme.com", "/ownership/confirm")
-        .await;
+    let confirm = w.link("alice@acme.com", "/ownership/confirm").await;
     w.clock.advance(Duration::days(8));
     assert_eq!(
         gone_code(w.svc.confirm_transfer(&confirm, &alice).await),
@@ -401,9 +395,7 @@ async fn someone_outside_the_team_can_be_handed_ownership() {
         .start_transfer(&w.team, &alice, &email("carol@acme.com"))
         .await
         .expect("started");
-    let confirm = w
-        .link("alice@acme.com", "/ownership/confirm")
-        .await;
+    let confirm = w.link("alice@acme.com", "/ownership/confirm").await;
     w.svc
         .confirm_transfer(&confirm, &alice)
         .await

@@ -61,8 +61,7 @@ fn mail(to: &str, subject: &str) -> Mail {
     Mail {
         to: to.into(),
         subject: subject.into(),
-        body: "Hello,\r\nBcc: body@evil.io\n\nAccept: https://app/join?token=tfi_secret\n"
-            .into(),
+        body: "Hello,\r\nBcc: body@evil.io\n\nAccept: https://app/join?token=tfi_secret\n".into(),
     }
 }
 
@@ -252,11 +251,7 @@ async fn emails_committed_but_never_delivered_are_delivered_by_the_next_host() {
             .filter(|(_, text)| text.contains(&format!("To: {}", mail.to)))
             .collect();
         assert_eq!(with_link.len(), 1, "one file to {}: {files:?}", mail.to);
-        assert!(
-            with_link[0]
-                .1
-                .contains("https://app/join?token=tfi_")
-        );
+        assert!(with_link[0].1.contains("https://app/join?token=tfi_"));
     }
     assert!(
         store
@@ -360,10 +355,7 @@ async fn two_hosts_delivering_at_once_write_each_email_once() {
 
 #[test]
 fn a_long_link_stays_whole_on_one_line_of_the_file() {
-    let link = format!(
-        "https://teamform.example/join?token=tfi_{}",
-        "x".repeat(60)
-    );
+    let link = format!("https://teamform.example/join?token=tfi_{}", "x".repeat(60));
     let message = Mail {
         to: "bob@acme.com".into(),
         subject: "Hi".into(),

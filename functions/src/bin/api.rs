@@ -23,7 +23,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(SystemClock),
         public_url,
     );
-    let mut state = AppState::new(Arc::new(service), Anonymous::Refused);
+    let service = Arc::new(service);
+    let mut state = AppState::new(service.clone(), Anonymous::Refused);
     if let Some(config) = OidcConfig::from_env()? {
         state = state.with_oidc(Verifier::new(config));
     }

@@ -172,10 +172,7 @@ mod tests {
     #[test]
     fn only_local_paths_are_returned_to() {
         assert_eq!(local_path("/ui/teams/acme"), "/ui/teams/acme");
-        assert_eq!(
-            local_path("/join?token=x"),
-            "/join?token=x"
-        );
+        assert_eq!(local_path("/join?token=x"), "/join?token=x");
         for evil in [
             "https://evil.io",
             "//evil.io",
