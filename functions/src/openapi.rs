@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description of the HTTP API, served at `GET /openapi.json`.
 //!
 //! Each operation is described by `#[utoipa::path]` on its handler in
-//! [`crate::api`], and [`crate::api::routes`] builds the router from those
+//! [`crate::http`], and [`crate::http::routes`] builds the router from those
 //! same annotations (`utoipa_axum::routes!`): a route is served exactly where
 //! it is documented. This module holds the frame of the document (info,
 //! security schemes, tags) and the schemas of the types that carry no
@@ -36,7 +36,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(schema::Problem, crate::api::FieldError)),
+    components(schemas(schema::Problem, crate::http::FieldError)),
     tags(
         (name = "meta", description = "Service health, catalog and this document"),
         (name = "me", description = "The caller and their personal access tokens"),
@@ -100,7 +100,7 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// The document: the frame plus every operation of the router.
 pub fn document() -> utoipa::openapi::OpenApi {
-    crate::api::routes().into_openapi()
+    crate::http::routes().into_openapi()
 }
 
 /// The document as pretty JSON, built once per process.
@@ -164,7 +164,7 @@ pub mod schema {
 
     use utoipa::ToSchema;
 
-    use crate::api::FieldError;
+    use crate::http::FieldError;
 
     /// An error (RFC 9457 problem details), sent as `application/problem+json`.
     #[derive(ToSchema)]

@@ -1,0 +1,198 @@
+//! Members, one person at a time: the paged list, their roles, removal,
+//! and leaving.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use teamform_core::model::Roles;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, FieldError};
+use super::extract::{Body, Caller, EmailPath, IfMatch, Params, TeamPath};
+use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
+use super::{AppState, applied_response, precondition};
+use crate::openapi::schema::{self, Problem};
+use crate::service::MemberFilter;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(members))
+        .routes(routes!(set_roles))
+        .routes(routes!(remove_member))
+        .routes(routes!(leave_team))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Only members and invitations holding this role.
+    role: Option<String>,
+    /// `joined` or `pending`.
+    #[param(pattern = "^(joined|pending)$")]
+    status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Members and pending invitations, in email order, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/members",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ListParams),
+    responses(
+        (status = 200, description = "A page of members (needs `team.members.read`)", body = ListPage<schema::MemberView>),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn members(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    Params(p): Params<ListParams>,
+) -> Result<Response, ApiError> {
+    let limit = page_limit(p.limit)?;
+    let after = decode_cursor(p.cursor.as_deref())?;
+    if let Some(s) = p.status.as_deref()
+        && s != "joined"
+        && s != "pending"
+    {
+        return Err(ApiError::validation(
+            "unknown status",
+            vec![FieldError {
+                field: "status".into(),
+                message: "must be `joined` or `pending`".into(),
+            }],
+        ));
+    }
+    let filter = MemberFilter {
+        role: p.role.as_deref(),
+        status: p.status.as_deref(),
+    };
+    let (items, next) = state
+        .service
+        .members_page(&team, &who, &filter, limit, after)
+        .await?;
+    let next_cursor = next.map(|key| encode_cursor(&key));
+    Ok(Json(ListPage { items, next_cursor }).into_response())
+}
+
+/// The roles a member or invitation should hold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    #[schema(value_type = Vec<String>, example = json!(["admin"]))]
+    pub roles: Roles,
+}
+
+/// Sets the roles of a member, or of a pending invitation.
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/members/{email}/roles",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The roles were set (needs `team.members.roles`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.roles`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn set_roles(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    EmailPath(email): EmailPath,
+    IfMatch(expected): IfMatch,
+    Body(body): Body<RolesBody>,
+) -> Result<Response, ApiError> {
+    let applied = state
+        .service
+        .set_roles(&team, &who, &email, body.roles, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// Removes a member. The owner cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/members/{email}",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    responses(
+        (status = 200, description = "Removed (needs `team.members.remove`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
+        (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.members.remove`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`self_removal`: use `POST /teams/{team}/leave` to leave", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn remove_member(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    EmailPath(email): EmailPath,
+    IfMatch(expected): IfMatch,
+) -> Result<Response, ApiError> {
+    let applied = state
+        .service
+        .remove_member(&team, &who, &email, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok(applied_response(StatusCode::OK, applied))
+}
+
+/// The caller leaves the team. The owner cannot leave: ownership must pass first.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/leave",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    responses(
+        (status = 204, description = "The caller left the team"),
+        (status = 400, description = "`bad_idempotency_key`: the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`owner_protected` (the owner cannot leave) or `forbidden` (not a person)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict` or `conflict` (a transfer to the caller is pending); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn leave_team(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+) -> Result<StatusCode, ApiError> {
+    state.service.leave(&team, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
