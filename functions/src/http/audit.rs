@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::docs::{Internal, LacksPermission, TeamNotFound, Unauthenticated};
 use super::error::ApiError;
 use super::extract::{Caller, Params, TeamPath};
 use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
@@ -37,14 +38,11 @@ struct PageParams {
     path = "/teams/{team}/audit",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), PageParams),
+    params(TeamPath, PageParams),
     responses(
         (status = 200, description = "A page of audit records (needs `team.audit.read`)", body = ListPage<schema::AuditEntry>),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
 async fn audit(

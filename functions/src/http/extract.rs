@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header, request::Parts};
 use serde_json::Value;
 use teamform_core::{Email, RoleName, TeamId};
 
-use super::error::{ApiError, body_shape_error, json_kind};
+use super::error::{ApiError, body_shape_error, field, json_kind};
 use super::{Anonymous, AppState};
 use crate::auth::Principal;
 use crate::service::ServiceError;
@@ -186,6 +186,32 @@ impl<S: Send + Sync> FromRequestParts<S> for RolePath {
         RoleName::parse(&raw)
             .map(RolePath)
             .map_err(|_| ApiError::not_found())
+    }
+}
+
+/// The `{name}` of a role a request creates or replaces: a malformed name
+/// is a bad request body's kind of mistake (422), not a missing role.
+pub struct NewRolePath(pub RoleName);
+
+impl<S: Send + Sync> FromRequestParts<S> for NewRolePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, state, "name").await?;
+        RoleName::parse(&raw)
+            .map(NewRolePath)
+            .map_err(|e| ApiError::validation("bad role name", vec![field("name", e)]))
+    }
+}
+
+/// The `{id}` of a key or token in the path, as given.
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        path_param(parts, state, "id").await.map(IdPath)
     }
 }
 

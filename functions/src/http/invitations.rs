@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::docs::{BodyRefusals, IdempotencyKey, Internal, Stale, Unauthenticated};
 use super::error::{ApiError, field};
 use super::extract::{Body, Caller, EmailPath, IfMatch, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
@@ -52,20 +53,16 @@ pub struct InviteBody {
     path = "/teams/{team}/invitations",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, IdempotencyKey, IfMatch),
     request_body = InviteBody,
     responses(
         (status = 201, description = "Invited (needs `team.members.invite`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...); or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Stale, Internal
     )
 )]
 async fn invite(
@@ -92,19 +89,16 @@ async fn invite(
     path = "/invitations/accept",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(IdempotencyKey),
     request_body = LinkToken,
     responses(
         (status = 200, description = "The caller is now a member", body = schema::Membership),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the invitation is addressed to someone else", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`invitation_invalid` (used, replaced, revoked or unknown) or `invitation_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Internal
     )
 )]
 async fn accept_invitation(
@@ -122,17 +116,15 @@ async fn accept_invitation(
     path = "/teams/{team}/invitations/{email}/resend",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, EmailPath, IdempotencyKey, IfMatch),
     responses(
         (status = 200, description = "A new link was sent (needs `team.members.invite`)", body = schema::Applied),
         (status = 400, description = "`bad_if_match` (If-Match is not a version) or `bad_idempotency_key` (the Idempotency-Key is not 1 to 255 visible characters)", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Stale, Internal
     )
 )]
 async fn resend_invitation(
@@ -156,16 +148,14 @@ async fn resend_invitation(
     path = "/teams/{team}/invitations/{email}",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The invited address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, EmailPath, IfMatch),
     responses(
         (status = 200, description = "The invitation was revoked (needs `team.members.invite`)", body = schema::Applied),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or pending invitation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Stale, Internal
     )
 )]
 async fn revoke_invitation(

@@ -2,7 +2,7 @@
 //! Their secrets are shown once, when created.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,8 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::docs::{
+    BodyRefusals, IdempotencyKey, Internal, LacksPermission, Stale, TeamNotFound, Unauthenticated,
+};
 use super::error::ApiError;
-use super::extract::{Body, Caller, IfMatch, TeamPath};
+use super::extract::{Body, Caller, IdPath, IfMatch, TeamPath};
 use super::page::ListPage;
 use super::precondition;
 use crate::openapi::schema::{self, Problem};
@@ -57,20 +60,15 @@ pub struct CreateApiKey {
     path = "/teams/{team}/api-keys",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`)."), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, IdempotencyKey, IfMatch),
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "The key and its `tfk_` secret (needs `team.api_keys.manage`)", body = schema::CreatedApiKey),
         (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`: the body is not JSON, `If-Match` is not a version, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.api_keys.manage`, or the roles grant permissions the caller does not hold", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (bad name, expiry in the past, or a body of the wrong shape), a role the team cannot grant (`unknown_role`, `owner_role`, `no_roles`, ...), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, TeamNotFound, BodyRefusals, Stale, Internal
     )
 )]
 async fn create_api_key(
@@ -102,13 +100,10 @@ async fn create_api_key(
     path = "/teams/{team}/api-keys",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
+    params(TeamPath),
     responses(
         (status = 200, description = "Every key of the team, in one page (needs `team.api_keys.manage`)", body = ListPage<schema::ApiKeyView>),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
 async fn list_api_keys(
@@ -130,23 +125,20 @@ async fn list_api_keys(
     path = "/teams/{team}/api-keys/{id}",
     tag = "api-keys",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("id" = String, Path, description = "The key's id"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, ("id" = String, Path, description = "The key's id"), IfMatch),
     responses(
         (status = 204, description = "The key was revoked (needs `team.api_keys.manage`)"),
         (status = 400, description = "`bad_if_match`: `If-Match` is not a version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or key, or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, LacksPermission, Stale, Internal
     )
 )]
 async fn revoke_api_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     TeamPath(team): TeamPath,
-    Path((_team, id)): Path<(String, String)>,
+    IdPath(id): IdPath,
     IfMatch(expected): IfMatch,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -175,18 +167,15 @@ pub struct CreateToken {
     path = "/me/tokens",
     tag = "me",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    params(IdempotencyKey),
     request_body = CreateToken,
     responses(
         (status = 201, description = "The token and its `tfp_` secret", body = schema::CreatedToken),
         (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: API keys cannot make personal tokens", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a body of the wrong shape (see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Internal
     )
 )]
 async fn create_token(
@@ -209,9 +198,8 @@ async fn create_token(
     security(("bearer" = []), ("gateway_jwt" = [])),
     responses(
         (status = 200, description = "Every token of the caller, in one page", body = ListPage<schema::TokenView>),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: personal tokens belong to people, not to API keys", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Internal
     )
 )]
 async fn list_tokens(
@@ -235,16 +223,15 @@ async fn list_tokens(
     params(("id" = String, Path, description = "The token's id")),
     responses(
         (status = 204, description = "The token was deleted"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: personal tokens belong to people, not to API keys", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: the caller has no token with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Internal
     )
 )]
 async fn delete_token(
     State(state): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_token(&who, &id).await?;
     Ok(StatusCode::NO_CONTENT)

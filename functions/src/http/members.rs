@@ -11,6 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::docs::{
+    BodyRefusals, IdempotencyKey, Internal, LacksPermission, Stale, TeamNotFound, Unauthenticated,
+};
 use super::error::{ApiError, FieldError};
 use super::extract::{Body, Caller, EmailPath, IfMatch, Params, TeamPath};
 use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
@@ -48,14 +51,11 @@ struct ListParams {
     path = "/teams/{team}/members",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ListParams),
+    params(TeamPath, ListParams),
     responses(
         (status = 200, description = "A page of members (needs `team.members.read`)", body = ListPage<schema::MemberView>),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
 async fn members(
@@ -104,20 +104,16 @@ pub struct RolesBody {
     path = "/teams/{team}/members/{email}/roles",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, EmailPath, IfMatch),
     request_body = RolesBody,
     responses(
         (status = 200, description = "The roles were set (needs `team.members.roles`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.roles`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Stale, Internal
     )
 )]
 async fn set_roles(
@@ -142,17 +138,15 @@ async fn set_roles(
     path = "/teams/{team}/members/{email}",
     tag = "people",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("email" = String, Path, description = "The person's address (compared case-insensitively)", example = "bob@acme.com"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag`: act only if the team is still at that version, else 412.", example = "\"5\"")),
+    params(TeamPath, EmailPath, IfMatch),
     responses(
         (status = 200, description = "Removed (needs `team.members.remove`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.remove`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is no longer at the `If-Match` version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`self_removal`: use `POST /teams/{team}/leave` to leave", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Stale, Internal
     )
 )]
 async fn remove_member(
@@ -176,16 +170,14 @@ async fn remove_member(
     path = "/teams/{team}/leave",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(TeamPath, IdempotencyKey),
     responses(
         (status = 204, description = "The caller left the team"),
         (status = 400, description = "`bad_idempotency_key`: the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`owner_protected` (the owner cannot leave) or `forbidden` (not a person)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict` or `conflict` (a transfer to the caller is pending); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, TeamNotFound, Internal
     )
 )]
 async fn leave_team(

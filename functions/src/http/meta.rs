@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::docs::{Internal, Unauthenticated};
 use super::error::ApiError;
 use super::extract::Caller;
 use super::page::ListPage;
@@ -59,8 +60,7 @@ async fn catalog(State(state): State<AppState>) -> Json<Catalog> {
     security(("bearer" = []), ("gateway_jwt" = [])),
     responses(
         (status = 200, description = "The caller", body = schema::PrincipalView),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Internal
     )
 )]
 async fn me(Caller(who): Caller) -> Json<PrincipalView> {
@@ -75,9 +75,8 @@ async fn me(Caller(who): Caller) -> Json<PrincipalView> {
     security(("bearer" = []), ("gateway_jwt" = [])),
     responses(
         (status = 200, description = "The caller's teams", body = ListPage<schema::Membership>),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: only people belong to teams", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Internal
     )
 )]
 async fn my_teams(

@@ -8,6 +8,7 @@
 //! problem+json type, `extract` what handlers take from a request.
 
 mod audit;
+pub mod docs;
 pub mod error;
 pub mod extract;
 mod invitations;

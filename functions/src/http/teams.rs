@@ -12,6 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::docs::{
+    BodyRefusals, IdempotencyKey, Internal, LacksPermission, Stale, TeamNotFound, Unauthenticated,
+};
 use super::error::{ApiError, FieldError, field};
 use super::extract::{Body, Caller, IfMatch, Params, TeamPath};
 use super::settings::settings_in_range;
@@ -54,18 +57,15 @@ pub struct CreateTeam {
     path = "/teams",
     tag = "teams",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")),
+    params(IdempotencyKey),
     request_body = CreateTeam,
     responses(
         (status = 201, description = "The team was created at version 1", body = schema::Applied, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
         (status = 400, description = "`malformed_json`, `bad_request` or `bad_idempotency_key`: the body is not JSON, or the Idempotency-Key is not 1 to 255 visible characters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: a team is created by its owner", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`team_exists`: the team already exists; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a bad team id or owner email (see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Internal
     )
 )]
 async fn create_team(
@@ -101,13 +101,10 @@ async fn create_team(
     path = "/teams/{team}/state",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
+    params(TeamPath),
     responses(
         (status = 200, description = "The team's state (needs `team.members.read`)", body = schema::TeamState, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller sees the team but lacks the permission", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
 async fn team_state(
@@ -141,23 +138,18 @@ pub struct ChangeBatch {
     tag = "teams",
     security(("bearer" = [])),
     params(
-        ("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$", description = "The team's `ETag` (`\"5\"`, `W/\"5\"` or `5`): apply only if the team is still at that version, else 412. `*` or no header applies to the current version.", example = "\"5\""),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential. A retry with the same key and request replays the first successful response for 24 hours (marked `Idempotent-Replayed: true`; a secret is not replayed); the same key with another request is refused (422 `idempotency_key_reused`).")
+        TeamPath,
+        IfMatch,
+        IdempotencyKey
     ),
     request_body = ChangeBatch,
     responses(
         (status = 200, description = "The batch was applied", body = schema::Applied, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
         (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` or `owner_protected`: a change needs a permission the caller lacks, or would touch the owner (`change_index` and `action` name it)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed while the batch ran (`expected_version`, `current_version`); a change conflicts with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `team_exists`, `seat_limit_reached`); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`version_conflict`: the team is not at the version of `If-Match` (`expected_version`, `current_version`); plan again", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (a body of the wrong shape, see `errors`), a change the state refuses (its own `code`, e.g. `not_member`, `unknown_role`, `self_removal`; `change_index` and `action` name it), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, TeamNotFound, BodyRefusals, Stale, Internal
     )
 )]
 async fn apply_changes(
@@ -196,13 +188,11 @@ struct CheckParams {
     path = "/teams/{team}/check",
     tag = "teams",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), CheckParams),
+    params(TeamPath, CheckParams),
     responses(
         (status = 200, description = "Whether the caller holds the permission in the team", body = schema::PermissionCheck),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: `permission` is missing or not in the catalog (see `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, TeamNotFound, Internal
     )
 )]
 async fn check(

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::docs::{BodyRefusals, IdempotencyKey, Internal, TeamNotFound, Unauthenticated};
 use super::error::{ApiError, field};
 use super::extract::{Body, Caller, TeamPath};
 use super::invitations::LinkToken;
@@ -39,19 +40,15 @@ pub struct StartTransfer {
     path = "/teams/{team}/ownership-transfer",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(TeamPath, IdempotencyKey),
     request_body = StartTransfer,
     responses(
         (status = 200, description = "The transfer started (owner only)", body = schema::Applied),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: only the owner may transfer ownership", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team, or the caller is not part of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (not an email) or `already_owner`; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, TeamNotFound, BodyRefusals, Internal
     )
 )]
 async fn start_transfer(
@@ -72,14 +69,13 @@ async fn start_transfer(
     path = "/teams/{team}/ownership-transfer",
     tag = "lifecycle",
     security(("bearer" = [])),
-    params(("team" = String, Path, description = "The team id: 2 to 63 lowercase letters, digits and dashes, starting with a letter, not ending with a dash, no two dashes in a row", example = "acme", min_length = 2, max_length = 63, pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
+    params(TeamPath),
     responses(
         (status = 204, description = "The transfer was cancelled"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: only the owner may cancel", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team or no pending transfer", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, Internal
     )
 )]
 async fn cancel_transfer(
@@ -97,19 +93,16 @@ async fn cancel_transfer(
     path = "/ownership-transfer/confirm",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(IdempotencyKey),
     request_body = LinkToken,
     responses(
         (status = 204, description = "Confirmed; the new owner was sent a link to accept"),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`transfer_invalid` (used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Internal
     )
 )]
 async fn confirm_transfer(
@@ -128,19 +121,16 @@ async fn confirm_transfer(
     path = "/ownership-transfer/accept",
     tag = "lifecycle",
     security(("bearer" = []), ("gateway_jwt" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible characters, scoped to the credential: a retry with the same key and request replays the first successful response for 24 hours.")),
+    params(IdempotencyKey),
     request_body = LinkToken,
     responses(
         (status = 200, description = "The caller now owns the team", body = schema::Membership),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`body_too_large`: bodies are limited to 6 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: send the body as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: missing, unknown, expired or revoked credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`transfer_invalid` (not confirmed, used, cancelled, replaced) or `transfer_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a body of the wrong shape; or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal`: the service failed; the cause is logged", body = Problem, content_type = "application/problem+json")
+        Unauthenticated, BodyRefusals, Internal
     )
 )]
 async fn accept_transfer(
