@@ -65,6 +65,8 @@ pub enum NameError {
 
 /// A role name (system or custom): lowercase letters, digits, `-`, `_`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = "developer"))]
 #[serde(transparent)]
 pub struct RoleName(String);
 
@@ -106,6 +108,8 @@ impl<'de> Deserialize<'de> for RoleName {
 
 /// A permission id: dot-separated lowercase words (`apps.config.write`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = "team.members.read"))]
 #[serde(transparent)]
 pub struct Permission(String);
 
@@ -144,6 +148,7 @@ impl<'de> Deserialize<'de> for Permission {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionDef {
     pub id: Permission,
@@ -152,6 +157,7 @@ pub struct PermissionDef {
     pub service: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleDef {
     pub name: RoleName,
@@ -160,6 +166,7 @@ pub struct RoleDef {
 }
 
 /// A deployment's permissions and system roles.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub name: String,

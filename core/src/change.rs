@@ -18,6 +18,7 @@ use crate::model::{
 /// How long an ownership transfer waits for both confirmations.
 pub const TRANSFER_TTL_DAYS: i64 = 7;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     remote = "Self",
@@ -26,69 +27,74 @@ pub const TRANSFER_TTL_DAYS: i64 = 7;
     deny_unknown_fields
 )]
 pub enum Change {
-    CreateTeam {
-        display_name: String,
-        owner: Email,
-    },
-    RenameTeam {
-        from: String,
-        to: String,
-    },
-    CreateRole {
-        name: RoleName,
-        role: CustomRole,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "CreateTeam"))]
+    CreateTeam { display_name: String, owner: Email },
+    #[cfg_attr(feature = "openapi", schema(title = "RenameTeam"))]
+    RenameTeam { from: String, to: String },
+    #[cfg_attr(feature = "openapi", schema(title = "CreateRole"))]
+    CreateRole { name: RoleName, role: CustomRole },
+    #[cfg_attr(feature = "openapi", schema(title = "UpdateRole"))]
     UpdateRole {
         name: RoleName,
         from: CustomRole,
         to: CustomRole,
     },
-    DeleteRole {
-        name: RoleName,
-        role: CustomRole,
-    },
-    UpdateSettings {
-        from: Settings,
-        to: Settings,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "DeleteRole"))]
+    DeleteRole { name: RoleName, role: CustomRole },
+    #[cfg_attr(feature = "openapi", schema(title = "UpdateSettings"))]
+    UpdateSettings { from: Settings, to: Settings },
+    #[cfg_attr(feature = "openapi", schema(title = "Invite"))]
     Invite {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         roles: Roles,
     },
     /// A new link for an invitation that expired.
+    #[cfg_attr(feature = "openapi", schema(title = "Reinvite"))]
     Reinvite {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         roles: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         expired_at: Timestamp,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "ChangeInvitationRoles"))]
     ChangeInvitationRoles {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         from: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         to: Roles,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "ChangeRoles"))]
     ChangeRoles {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         from: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         to: Roles,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "RevokeInvitation"))]
     RevokeInvitation {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         roles: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         created_at: Timestamp,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "RemoveMember"))]
     RemoveMember {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
         roles: Roles,
     },
     /// Starts the two-step transfer; it completes when both people confirm.
-    TransferOwnership {
-        from: Email,
-        to: Email,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "TransferOwnership"))]
+    TransferOwnership { from: Email, to: Email },
 }
 
 crate::map_only!(Change, "a change object with an `op`");

@@ -31,11 +31,14 @@ struct Link {
 }
 
 /// A person's membership, as `GET /me/teams` and accepting show it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Membership {
     pub team: TeamId,
+    /// The person's roles, where the answer knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeSet<teamform_core::RoleName>>)]
     pub roles: Option<Roles>,
+    /// The team's version after the operation, where there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }

@@ -22,9 +22,10 @@ async fn backoff(attempt: u32) {
 }
 
 /// A team's roles: the catalog's and its own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolesView {
     pub system: Vec<teamform_core::catalog::RoleDef>,
+    /// Custom roles by name.
     pub custom: std::collections::BTreeMap<RoleName, CustomRole>,
 }
 

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, IntoResponses};
 use super::extract::{EmailPath, IfMatch, RolePath, TeamPath};
 
 /// The pattern of a team id, as `TeamId::parse` accepts it.
-pub const TEAM_PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
+pub const TEAM_PATTERN: &str = teamform_core::TeamId::PATTERN;
 /// The forms of `If-Match` the service reads as a version.
 pub const IF_MATCH_PATTERN: &str = "^(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})$";
 /// 1 to 255 visible ASCII characters.

@@ -15,6 +15,7 @@ use super::docs::{BodyRefusals, IdempotencyKey, Internal, Stale, Unauthenticated
 use super::error::{ApiError, field};
 use super::extract::{Body, Caller, EmailPath, IfMatch, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
+use crate::lifecycle::Membership;
 use crate::openapi::schema::{self, Problem};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -92,7 +93,7 @@ async fn invite(
     params(IdempotencyKey),
     request_body = LinkToken,
     responses(
-        (status = 200, description = "The caller is now a member", body = schema::Membership),
+        (status = 200, description = "The caller is now a member", body = Membership),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the invitation is addressed to someone else", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),

@@ -20,6 +20,7 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, IdPath, IfMatch, TeamPath};
 use super::page::ListPage;
 use super::precondition;
+use crate::credentials::{ApiKeyView, TokenView};
 use crate::openapi::schema::{self, Problem};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -102,7 +103,7 @@ async fn create_api_key(
     security(("bearer" = [])),
     params(TeamPath),
     responses(
-        (status = 200, description = "Every key of the team, in one page (needs `team.api_keys.manage`)", body = ListPage<schema::ApiKeyView>),
+        (status = 200, description = "Every key of the team, in one page (needs `team.api_keys.manage`)", body = ListPage<ApiKeyView>),
         Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
@@ -197,7 +198,7 @@ async fn create_token(
     tag = "me",
     security(("bearer" = []), ("gateway_jwt" = [])),
     responses(
-        (status = 200, description = "Every token of the caller, in one page", body = ListPage<schema::TokenView>),
+        (status = 200, description = "Every token of the caller, in one page", body = ListPage<TokenView>),
         (status = 403, description = "`forbidden`: personal tokens belong to people, not to API keys", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, Internal
     )

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::extract::Caller;
 use super::page::ListPage;
 use crate::auth::PrincipalView;
+use crate::lifecycle::Membership;
 use crate::openapi::__path_openapi_json;
 use crate::openapi::openapi_json;
 use crate::openapi::schema::{self, Problem};
@@ -46,7 +47,7 @@ async fn healthz() -> Json<Value> {
     get,
     path = "/catalog",
     tag = "meta",
-    responses((status = 200, description = "The catalog", body = schema::Catalog))
+    responses((status = 200, description = "The catalog", body = Catalog))
 )]
 async fn catalog(State(state): State<AppState>) -> Json<Catalog> {
     Json(state.service.catalog().clone())
@@ -74,7 +75,7 @@ async fn me(Caller(who): Caller) -> Json<PrincipalView> {
     tag = "me",
     security(("bearer" = []), ("gateway_jwt" = [])),
     responses(
-        (status = 200, description = "The caller's teams", body = ListPage<schema::Membership>),
+        (status = 200, description = "The caller's teams", body = ListPage<Membership>),
         (status = 403, description = "`forbidden`: only people belong to teams", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, Internal
     )

@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, IfMatch, NewRolePath, RolePath, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
 use crate::openapi::schema::{self, Problem};
+use crate::resources::RolesView;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -28,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     security(("bearer" = [])),
     params(TeamPath),
     responses(
-        (status = 200, description = "The roles (needs `team.members.read`)", body = schema::RolesView, headers(("ETag" = String, description = "The team's version"))),
+        (status = 200, description = "The roles (needs `team.members.read`)", body = RolesView, headers(("ETag" = String, description = "The team's version"))),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, Internal
@@ -50,7 +51,7 @@ async fn list_roles(
     tag = "teams",
     security(("bearer" = [])),
     params(TeamPath, RolePath, IfMatch),
-    request_body = schema::CustomRole,
+    request_body = CustomRole,
     responses(
         (status = 200, description = "Created or replaced (needs `team.roles.manage`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),

@@ -40,7 +40,7 @@ pub(super) fn settings_in_range(index: usize, settings: &Settings) -> Result<(),
     security(("bearer" = [])),
     params(TeamPath),
     responses(
-        (status = 200, description = "The settings (needs `team.settings.read`)", body = schema::Settings, headers(("ETag" = String, description = "The team's version"))),
+        (status = 200, description = "The settings (needs `team.settings.read`)", body = Settings, headers(("ETag" = String, description = "The team's version"))),
         (status = 403, description = "`forbidden`: the caller lacks `team.settings.read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, Internal
@@ -63,7 +63,7 @@ async fn get_settings(
     tag = "teams",
     security(("bearer" = [])),
     params(TeamPath, IfMatch),
-    request_body = schema::Settings,
+    request_body = Settings,
     responses(
         (status = 200, description = "The settings were replaced", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use teamform_core::{Change, Email, TeamId};
+use teamform_core::{Change, Email, TeamId, TeamState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -103,7 +103,7 @@ async fn create_team(
     security(("bearer" = [])),
     params(TeamPath),
     responses(
-        (status = 200, description = "The team's state (needs `team.members.read`)", body = schema::TeamState, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
+        (status = 200, description = "The team's state (needs `team.members.read`)", body = TeamState, headers(("ETag" = String, description = "The team's version, quoted (`\"5\"`): send it as `If-Match` to change exactly this state"))),
         Unauthenticated, LacksPermission, TeamNotFound, Internal
     )
 )]
@@ -120,7 +120,7 @@ async fn team_state(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBatch {
-    #[schema(value_type = Vec<schema::Change>)]
+    #[schema(value_type = Vec<Change>)]
     pub changes: Vec<Change>,
     #[serde(default)]
     #[schema(value_type = schema::BatchOptions)]

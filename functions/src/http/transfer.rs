@@ -15,6 +15,7 @@ use super::error::{ApiError, field};
 use super::extract::{Body, Caller, TeamPath};
 use super::invitations::LinkToken;
 use super::{AppState, etag};
+use crate::lifecycle::Membership;
 use crate::openapi::schema::{self, Problem};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -124,7 +125,7 @@ async fn confirm_transfer(
     params(IdempotencyKey),
     request_body = LinkToken,
     responses(
-        (status = 200, description = "The caller now owns the team", body = schema::Membership),
+        (status = 200, description = "The caller now owns the team", body = Membership),
         (status = 400, description = "`malformed_json` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the link is addressed to someone else", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict`: the team changed meanwhile, retry; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
