@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Permission, RoleName};
+use crate::catalog::{Catalog, Permission, RoleName, perm};
 use crate::model::{
     CustomRole, Email, Invitation, Member, PendingTransfer, Roles, Settings, TeamState, Timestamp,
 };
@@ -202,12 +202,12 @@ impl Change {
         use Requirement::*;
         match self {
             Change::CreateTeam { .. } | Change::TransferOwnership { .. } => vec![Owner],
-            Change::RenameTeam { .. } => vec![Permission("team.settings.manage")],
+            Change::RenameTeam { .. } => vec![Permission(perm::SETTINGS_MANAGE)],
             Change::UpdateSettings { to, .. } => {
                 let live = &live.settings;
                 let mut needs = Vec::new();
                 if live.require_2fa != to.require_2fa {
-                    needs.push(Permission("team.security.manage"));
+                    needs.push(Permission(perm::SECURITY_MANAGE));
                 }
                 let Settings {
                     require_2fa: _,
@@ -217,20 +217,20 @@ impl Change {
                 let others_change = live.invitation_ttl_days != *invitation_ttl_days
                     || live.seat_limit != *seat_limit;
                 if others_change || needs.is_empty() {
-                    needs.push(Permission("team.settings.manage"));
+                    needs.push(Permission(perm::SETTINGS_MANAGE));
                 }
                 needs
             }
             Change::CreateRole { .. } | Change::UpdateRole { .. } | Change::DeleteRole { .. } => {
-                vec![Permission("team.roles.manage")]
+                vec![Permission(perm::ROLES_MANAGE)]
             }
             Change::Invite { .. } | Change::Reinvite { .. } | Change::RevokeInvitation { .. } => {
-                vec![Permission("team.members.invite")]
+                vec![Permission(perm::MEMBERS_INVITE)]
             }
             Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => {
-                vec![Permission("team.members.roles")]
+                vec![Permission(perm::MEMBERS_ROLES)]
             }
-            Change::RemoveMember { .. } => vec![Permission("team.members.remove")],
+            Change::RemoveMember { .. } => vec![Permission(perm::MEMBERS_REMOVE)],
         }
     }
 

@@ -11,11 +11,13 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use teamform_core::catalog::Permission;
+use teamform_core::catalog::perm;
 use teamform_core::change::{MAX_NAME_CHARS, check_roles, check_text};
 use teamform_core::model::Roles;
 use teamform_core::{Email, TeamId, Timestamp};
 
 use crate::auth::Principal;
+use crate::code;
 use crate::codec;
 use crate::secret;
 use crate::service::{Service, ServiceError, check_grant};
@@ -107,7 +109,7 @@ impl Service {
         expected: Option<u64>,
     ) -> Result<Created<ApiKeyView>, ServiceError> {
         let scoped = self
-            .authorized_scoped(team, who, "team.api_keys.manage")
+            .authorized_scoped(team, who, perm::API_KEYS_MANAGE)
             .await?;
         let state = &scoped.state;
         check_version(state, expected)?;
@@ -172,7 +174,7 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<Vec<ApiKeyView>, ServiceError> {
-        self.authorized(team, who, "team.api_keys.manage").await?;
+        self.authorized(team, who, perm::API_KEYS_MANAGE).await?;
         let pk = codec::team_pk(team);
         let items = self.store().query_all(&pk, codec::APIKEY).await?;
         let mut out = Vec::with_capacity(items.len());
@@ -195,7 +197,7 @@ impl Service {
         expected: Option<u64>,
     ) -> Result<(), ServiceError> {
         let scoped = self
-            .authorized_scoped(team, who, "team.api_keys.manage")
+            .authorized_scoped(team, who, perm::API_KEYS_MANAGE)
             .await?;
         let state = &scoped.state;
         check_version(state, expected)?;
@@ -436,7 +438,7 @@ impl Service {
 
 fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::Invalid {
-        code: "validation_failed",
+        code: code::VALIDATION_FAILED,
         message: message.into(),
     }
 }
@@ -484,7 +486,7 @@ impl Service {
                 }
                 None => {
                     return Err(ServiceError::invalid(
-                        "unknown_permission",
+                        code::UNKNOWN_PERMISSION,
                         format!("unknown permission `{p}`"),
                     ));
                 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod code;
 pub mod codec;
 pub mod credentials;
 pub mod http;

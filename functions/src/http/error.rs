@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::BODY_LIMIT;
+use crate::code;
 use crate::service::ServiceError;
 
 /// One field-level problem in a request body.
@@ -47,14 +48,14 @@ impl ApiError {
             errors,
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                code::VALIDATION_FAILED,
                 detail,
             )
         }
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource")
     }
 
     /// Logs the cause; the client learns only that something failed.
@@ -62,7 +63,7 @@ impl ApiError {
         tracing::error!(cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            code::INTERNAL,
             "the service failed; it has been logged",
         )
     }
@@ -102,20 +103,20 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound => ApiError::not_found(),
             ServiceError::Unauthenticated => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthenticated",
+                code::UNAUTHENTICATED,
                 "missing, unknown, expired or revoked credential",
             ),
             ServiceError::Forbidden(detail) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+                ApiError::new(StatusCode::FORBIDDEN, code::FORBIDDEN, detail)
             }
             ServiceError::Escalation(detail) => {
-                ApiError::new(StatusCode::FORBIDDEN, "escalation", detail)
+                ApiError::new(StatusCode::FORBIDDEN, code::ESCALATION, detail)
             }
             ServiceError::VersionConflict { expected, actual } => ApiError {
                 extra: Some(json!({ "expected_version": expected, "current_version": actual })),
                 ..ApiError::new(
                     StatusCode::CONFLICT,
-                    "version_conflict",
+                    code::VERSION_CONFLICT,
                     format!(
                         "the team changed: it is at version {actual}, not {expected}; plan again"
                     ),
@@ -126,10 +127,16 @@ impl From<ServiceError> for ApiError {
                 action,
                 error,
             } => {
-                let status = match error.code() {
-                    "already_member" | "already_invited" | "role_exists" | "role_in_use"
-                    | "team_exists" | "seat_limit_reached" | "stale_change" => StatusCode::CONFLICT,
-                    "owner_protected" => StatusCode::FORBIDDEN,
+                use teamform_core::ChangeError as E;
+                let status = match &error {
+                    E::AlreadyMember(_)
+                    | E::AlreadyInvited(_)
+                    | E::RoleExists(_)
+                    | E::RoleInUse(..)
+                    | E::TeamExists(_)
+                    | E::SeatLimit(_)
+                    | E::Stale(_) => StatusCode::CONFLICT,
+                    E::OwnerProtected(_) => StatusCode::FORBIDDEN,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError {
@@ -145,11 +152,11 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             ServiceError::Conflict(detail) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+                ApiError::new(StatusCode::CONFLICT, code::CONFLICT, detail)
             }
             ServiceError::Gone { code, message } => ApiError::new(StatusCode::GONE, code, message),
             ServiceError::TwoFactorRequired(detail) => {
-                ApiError::new(StatusCode::FORBIDDEN, "two_factor_required", detail)
+                ApiError::new(StatusCode::FORBIDDEN, code::TWO_FACTOR_REQUIRED, detail)
             }
             ServiceError::Store(e) => ApiError::internal(&e.to_string()),
         }
@@ -161,21 +168,25 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                code::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as application/json",
             ),
             JsonRejection::JsonSyntaxError(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                code::MALFORMED_JSON,
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
             JsonRejection::JsonDataError(e) => body_shape_error(e.body_text()),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                code::BODY_TOO_LARGE,
                 format!("bodies are limited to {BODY_LIMIT} bytes"),
             ),
-            other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+            other => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code::BAD_REQUEST,
+                other.body_text(),
+            ),
         }
     }
 }

@@ -9,6 +9,7 @@ use teamform_core::{Email, RoleName, TeamId};
 use super::error::{ApiError, body_shape_error, field, json_kind};
 use super::{Anonymous, AppState};
 use crate::auth::Principal;
+use crate::code;
 use crate::service::ServiceError;
 
 /// A JSON object body whose rejection is a problem+json `ApiError`.
@@ -137,7 +138,7 @@ async fn path_param<S: Send + Sync>(
         .await
         .map_err(|r| match r.status() {
             s if s.is_server_error() => ApiError::internal(&r.body_text()),
-            s => ApiError::new(s, "bad_request", r.body_text()),
+            s => ApiError::new(s, code::BAD_REQUEST, r.body_text()),
         })?;
     params
         .iter()
@@ -248,7 +249,7 @@ fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
         Ok(version) if digits => Ok(Some(version)),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_if_match",
+            code::BAD_IF_MATCH,
             "If-Match must be the team's ETag, a version like \"5\"",
         )),
     }

@@ -33,6 +33,7 @@ pub use error::{ApiError, FieldError};
 pub(crate) use extract::{Authenticated, authenticate};
 pub use extract::{Body, Caller, Params};
 
+use crate::code;
 use crate::openapi::ApiDoc;
 use crate::service::{Applied, Service, ServiceError};
 
@@ -109,13 +110,13 @@ async fn problem_only(res: Response) -> Response {
     }
     let status = res.status();
     let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => code::BODY_TOO_LARGE,
+        StatusCode::NOT_FOUND => code::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => code::METHOD_NOT_ALLOWED,
         s if s.is_server_error() => {
             return ApiError::internal("a layer failed the request").into_response();
         }
-        _ => "bad_request",
+        _ => code::BAD_REQUEST,
     };
     let detail = match status {
         StatusCode::PAYLOAD_TOO_LARGE => format!("bodies are limited to {BODY_LIMIT} bytes"),
@@ -126,13 +127,13 @@ async fn problem_only(res: Response) -> Response {
 
 /// The router's fallback: no route has this path.
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::new(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        code::METHOD_NOT_ALLOWED,
         "this resource does not support that method",
     )
 }
@@ -144,7 +145,7 @@ fn etag(version: u64) -> [(header::HeaderName, String); 1] {
 /// Turns a conflict on an explicit `If-Match` into 412.
 fn precondition(e: ServiceError, explicit: bool) -> ApiError {
     let mut err = ApiError::from(e);
-    if explicit && err.code == "version_conflict" {
+    if explicit && err.code == code::VERSION_CONFLICT {
         err.status = StatusCode::PRECONDITION_FAILED;
     }
     err
