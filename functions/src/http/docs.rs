@@ -220,3 +220,47 @@ impl IntoResponses for LacksPermission {
         )])
     }
 }
+
+/// 404 on a route naming something in a team (a member, an invitation, a
+/// role) besides the team.
+pub struct TargetNotFound;
+
+impl IntoResponses for TargetNotFound {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[(
+            "404",
+            "`not_found`: no such team (or member, invitation, role), or the caller is not \
+             part of the team",
+        )])
+    }
+}
+
+/// 409 on a one-change route that is not a `POST` (a `POST` also names the
+/// idempotency conflict in its own 409).
+pub struct StateConflict;
+
+impl IntoResponses for StateConflict {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[(
+            "409",
+            "`version_conflict` (the team changed meanwhile) or a conflict with the state \
+             (`already_member`, `already_invited`, `role_exists`, `role_in_use`, \
+             `seat_limit_reached`)",
+        )])
+    }
+}
+
+/// 422 on a one-change route with a body that is not a `POST`.
+pub struct ChangeRefused;
+
+impl IntoResponses for ChangeRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[(
+            "422",
+            "`validation_failed` (a body of the wrong shape), or a change the state refuses \
+             with its own code (`unknown_role`, `owner_role`, `single_role`, \
+             `owner_protected`, `invalid_setting`, `custom_roles_disabled`, \
+             `unknown_permission`, ...)",
+        )])
+    }
+}

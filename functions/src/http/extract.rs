@@ -147,48 +147,37 @@ async fn path_param<S: Send + Sync>(
         .ok_or_else(|| ApiError::internal(&format!("the route has no `{name}` parameter")))
 }
 
-/// The `{team}` of the path. A malformed id names no team: the same answer
-/// (404) as a team that does not exist.
-pub struct TeamPath(pub TeamId);
+/// A path parameter that names something in the service, read by `parse`.
+/// A value that does not parse names nothing: the same answer (404) as a
+/// name that exists nowhere, so a malformed one teaches a caller nothing.
+macro_rules! naming_param {
+    ($(#[$doc:meta])* $name:ident($ty:ty) = $param:literal by $parse:path) => {
+        $(#[$doc])*
+        pub struct $name(pub $ty);
 
-impl<S: Send + Sync> FromRequestParts<S> for TeamPath {
-    type Rejection = ApiError;
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = path_param(parts, state, "team").await?;
-        TeamId::parse(&raw)
-            .map(TeamPath)
-            .map_err(|_| ApiError::not_found())
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                let raw = path_param(parts, state, $param).await?;
+                $parse(&raw).map($name).map_err(|_| ApiError::not_found())
+            }
+        }
+    };
 }
 
-/// The `{email}` of the path; a malformed address names no one (404).
-pub struct EmailPath(pub Email);
-
-impl<S: Send + Sync> FromRequestParts<S> for EmailPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = path_param(parts, state, "email").await?;
-        Email::parse(&raw)
-            .map(EmailPath)
-            .map_err(|_| ApiError::not_found())
-    }
-}
-
-/// The `{name}` of a role in the path; a malformed name names no role (404).
-pub struct RolePath(pub RoleName);
-
-impl<S: Send + Sync> FromRequestParts<S> for RolePath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = path_param(parts, state, "name").await?;
-        RoleName::parse(&raw)
-            .map(RolePath)
-            .map_err(|_| ApiError::not_found())
-    }
-}
+naming_param!(
+    /// The `{team}` of the path.
+    TeamPath(TeamId) = "team" by TeamId::parse
+);
+naming_param!(
+    /// The `{email}` of the path: a member or an invitation.
+    EmailPath(Email) = "email" by Email::parse
+);
+naming_param!(
+    /// The `{name}` of an existing role in the path.
+    RolePath(RoleName) = "name" by RoleName::parse
+);
 
 /// The `{name}` of a role a request creates or replaces: a malformed name
 /// is a bad request body's kind of mistake (422), not a missing role.

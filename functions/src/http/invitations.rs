@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::docs::{BodyRefusals, IdempotencyKey, Internal, Stale, Unauthenticated};
+use super::docs::{BodyRefusals, IdempotencyKey, Internal, Stale, TargetNotFound, Unauthenticated};
 use super::error::{ApiError, field};
 use super::extract::{Body, Caller, EmailPath, IfMatch, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
@@ -60,10 +60,9 @@ pub struct InviteBody {
         (status = 201, description = "Invited (needs `team.members.invite`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.invite`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`); or `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...); or `idempotency_key_reused`: this Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
-        Unauthenticated, BodyRefusals, Stale, Internal
+        Unauthenticated, TargetNotFound, BodyRefusals, Stale, Internal
     )
 )]
 async fn invite(

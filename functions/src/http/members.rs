@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{
-    BodyRefusals, IdempotencyKey, Internal, LacksPermission, Stale, TeamNotFound, Unauthenticated,
+    BodyRefusals, ChangeRefused, IdempotencyKey, Internal, LacksPermission, Stale, StateConflict,
+    TargetNotFound, TeamNotFound, Unauthenticated,
 };
 use super::error::{ApiError, FieldError};
 use super::extract::{Body, Caller, EmailPath, IfMatch, Params, TeamPath};
@@ -110,10 +111,7 @@ pub struct RolesBody {
         (status = 200, description = "The roles were set (needs `team.members.roles`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.roles`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
-        Unauthenticated, BodyRefusals, Stale, Internal
+        Unauthenticated, TargetNotFound, StateConflict, ChangeRefused, BodyRefusals, Stale, Internal
     )
 )]
 async fn set_roles(
@@ -143,10 +141,8 @@ async fn set_roles(
         (status = 200, description = "Removed (needs `team.members.remove`)", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`bad_if_match`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.members.remove`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`self_removal`: use `POST /teams/{team}/leave` to leave", body = Problem, content_type = "application/problem+json"),
-        Unauthenticated, Stale, Internal
+        Unauthenticated, TargetNotFound, StateConflict, Stale, Internal
     )
 )]
 async fn remove_member(

@@ -8,7 +8,9 @@ use teamform_core::model::Settings;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::docs::{BodyRefusals, Internal, Stale, Unauthenticated};
+use super::docs::{
+    BodyRefusals, ChangeRefused, Internal, Stale, StateConflict, TargetNotFound, Unauthenticated,
+};
 use super::error::ApiError;
 use super::extract::{Body, Caller, IfMatch, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
@@ -42,8 +44,7 @@ pub(super) fn settings_in_range(index: usize, settings: &Settings) -> Result<(),
     responses(
         (status = 200, description = "The settings (needs `team.settings.read`)", body = Settings, headers(("ETag" = String, description = "The team's version"))),
         (status = 403, description = "`forbidden`: the caller lacks `team.settings.read`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
-        Unauthenticated, Internal
+        Unauthenticated, TargetNotFound, Internal
     )
 )]
 async fn get_settings(
@@ -68,10 +69,7 @@ async fn get_settings(
         (status = 200, description = "The settings were replaced", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks `team.settings.manage`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such team (or member, invitation, role), or the caller is not part of the team", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`version_conflict` (the team changed meanwhile) or a conflict with the state (`already_member`, `already_invited`, `role_exists`, `role_in_use`, `seat_limit_reached`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (a body of the wrong shape), or a change the state refuses with its own code (`unknown_role`, `owner_role`, `single_role`, `owner_protected`, `invalid_setting`, `custom_roles_disabled`, `unknown_permission`, ...)", body = Problem, content_type = "application/problem+json"),
-        Unauthenticated, BodyRefusals, Stale, Internal
+        Unauthenticated, TargetNotFound, StateConflict, ChangeRefused, BodyRefusals, Stale, Internal
     )
 )]
 async fn put_settings(
