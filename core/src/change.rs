@@ -48,7 +48,7 @@ pub enum Change {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
     },
     /// A new link for an invitation that expired.
@@ -57,7 +57,7 @@ pub enum Change {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         expired_at: Timestamp,
@@ -65,23 +65,23 @@ pub enum Change {
     #[cfg_attr(feature = "openapi", schema(title = "ChangeInvitationRoles"))]
     ChangeInvitationRoles {
         email: Email,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         from: Roles,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         to: Roles,
     },
     #[cfg_attr(feature = "openapi", schema(title = "ChangeRoles"))]
     ChangeRoles {
         email: Email,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         from: Roles,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         to: Roles,
     },
     #[cfg_attr(feature = "openapi", schema(title = "RevokeInvitation"))]
     RevokeInvitation {
         email: Email,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         created_at: Timestamp,
@@ -89,7 +89,7 @@ pub enum Change {
     #[cfg_attr(feature = "openapi", schema(title = "RemoveMember"))]
     RemoveMember {
         email: Email,
-        #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
     },
     /// Starts the two-step transfer; it completes when both people confirm.

@@ -193,7 +193,7 @@ pub struct Member {
     pub email: Email,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
     pub roles: Roles,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub joined_at: Timestamp,
@@ -209,7 +209,7 @@ pub struct Invitation {
     pub email: Email,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = BTreeSet<RoleName>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
     pub roles: Roles,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
@@ -236,6 +236,8 @@ impl Invitation {
 pub struct CustomRole {
     #[serde(default)]
     pub description: String,
+    /// Permission ids of the catalog; a repeated id counts once.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Permission>))]
     pub permissions: BTreeSet<Permission>,
 }
 

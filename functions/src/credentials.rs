@@ -30,7 +30,7 @@ const LAST_USED_GRANULARITY_SECS: i64 = 60;
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
-    #[schema(value_type = std::collections::BTreeSet<teamform_core::RoleName>)]
+    #[schema(value_type = Vec<teamform_core::RoleName>)]
     pub roles: Roles,
     /// Permissions held directly, besides the roles.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]

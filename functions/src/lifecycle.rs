@@ -37,7 +37,7 @@ pub struct Membership {
     pub team: TeamId,
     /// The person's roles, where the answer knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<std::collections::BTreeSet<teamform_core::RoleName>>)]
+    #[schema(value_type = Option<Vec<teamform_core::RoleName>>)]
     pub roles: Option<Roles>,
     /// The team's version after the operation, where there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
