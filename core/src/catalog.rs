@@ -13,38 +13,52 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::yaml::{self, Collector, Diagnostics, Loc};
 
+/// The ids of the service permissions, for code that checks one: a misspelt
+/// name does not compile, where a misspelt string would silently deny.
+pub mod perm {
+    pub const MEMBERS_READ: &str = "team.members.read";
+    pub const MEMBERS_INVITE: &str = "team.members.invite";
+    pub const MEMBERS_REMOVE: &str = "team.members.remove";
+    pub const MEMBERS_ROLES: &str = "team.members.roles";
+    pub const MEMBERS_SIGNIN_METHOD_READ: &str = "team.members.signin_method.read";
+    pub const ROLES_MANAGE: &str = "team.roles.manage";
+    pub const API_KEYS_MANAGE: &str = "team.api_keys.manage";
+    pub const SETTINGS_READ: &str = "team.settings.read";
+    pub const SETTINGS_MANAGE: &str = "team.settings.manage";
+    pub const SECURITY_MANAGE: &str = "team.security.manage";
+    pub const AUDIT_READ: &str = "team.audit.read";
+    pub const CLOSE: &str = "team.close";
+}
+
 /// The service permissions: fixed, enforced by the service itself.
 pub const SERVICE_PERMISSIONS: &[(&str, &str)] = &[
     (
-        "team.members.read",
+        perm::MEMBERS_READ,
         "See members, invitations and their roles",
     ),
     (
-        "team.members.invite",
+        perm::MEMBERS_INVITE,
         "Invite people, resend and revoke invitations",
     ),
-    ("team.members.remove", "Remove members"),
+    (perm::MEMBERS_REMOVE, "Remove members"),
     (
-        "team.members.roles",
+        perm::MEMBERS_ROLES,
         "Change the roles of members and invitations",
     ),
     (
-        "team.members.signin_method.read",
+        perm::MEMBERS_SIGNIN_METHOD_READ,
         "See each member's sign-in method",
     ),
+    (perm::ROLES_MANAGE, "Create, change and delete custom roles"),
+    (perm::API_KEYS_MANAGE, "Create and revoke API keys"),
+    (perm::SETTINGS_READ, "See team settings"),
+    (perm::SETTINGS_MANAGE, "Change team settings"),
     (
-        "team.roles.manage",
-        "Create, change and delete custom roles",
-    ),
-    ("team.api_keys.manage", "Create and revoke API keys"),
-    ("team.settings.read", "See team settings"),
-    ("team.settings.manage", "Change team settings"),
-    (
-        "team.security.manage",
+        perm::SECURITY_MANAGE,
         "Configure single sign-on and enforce 2FA",
     ),
-    ("team.audit.read", "Read the audit log"),
-    ("team.close", "Close the team"),
+    (perm::AUDIT_READ, "Read the audit log"),
+    (perm::CLOSE, "Close the team"),
 ];
 
 pub const PRESETS: &[(&str, &str)] = &[
@@ -65,6 +79,8 @@ pub enum NameError {
 
 /// A role name (system or custom): lowercase letters, digits, `-`, `_`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = "developer"))]
 #[serde(transparent)]
 pub struct RoleName(String);
 
@@ -106,6 +122,8 @@ impl<'de> Deserialize<'de> for RoleName {
 
 /// A permission id: dot-separated lowercase words (`apps.config.write`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = "team.members.read"))]
 #[serde(transparent)]
 pub struct Permission(String);
 
@@ -144,6 +162,7 @@ impl<'de> Deserialize<'de> for Permission {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionDef {
     pub id: Permission,
@@ -152,6 +171,7 @@ pub struct PermissionDef {
     pub service: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleDef {
     pub name: RoleName,
@@ -160,6 +180,7 @@ pub struct RoleDef {
 }
 
 /// A deployment's permissions and system roles.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub name: String,

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Permission, RoleName};
+use crate::catalog::{Catalog, Permission, RoleName, perm};
 use crate::model::{
     CustomRole, Email, Invitation, Member, PendingTransfer, Roles, Settings, TeamState, Timestamp,
 };
@@ -18,6 +18,7 @@ use crate::model::{
 /// How long an ownership transfer waits for both confirmations.
 pub const TRANSFER_TTL_DAYS: i64 = 7;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     remote = "Self",
@@ -26,69 +27,74 @@ pub const TRANSFER_TTL_DAYS: i64 = 7;
     deny_unknown_fields
 )]
 pub enum Change {
-    CreateTeam {
-        display_name: String,
-        owner: Email,
-    },
-    RenameTeam {
-        from: String,
-        to: String,
-    },
-    CreateRole {
-        name: RoleName,
-        role: CustomRole,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "CreateTeam"))]
+    CreateTeam { display_name: String, owner: Email },
+    #[cfg_attr(feature = "openapi", schema(title = "RenameTeam"))]
+    RenameTeam { from: String, to: String },
+    #[cfg_attr(feature = "openapi", schema(title = "CreateRole"))]
+    CreateRole { name: RoleName, role: CustomRole },
+    #[cfg_attr(feature = "openapi", schema(title = "UpdateRole"))]
     UpdateRole {
         name: RoleName,
         from: CustomRole,
         to: CustomRole,
     },
-    DeleteRole {
-        name: RoleName,
-        role: CustomRole,
-    },
-    UpdateSettings {
-        from: Settings,
-        to: Settings,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "DeleteRole"))]
+    DeleteRole { name: RoleName, role: CustomRole },
+    #[cfg_attr(feature = "openapi", schema(title = "UpdateSettings"))]
+    UpdateSettings { from: Settings, to: Settings },
+    #[cfg_attr(feature = "openapi", schema(title = "Invite"))]
     Invite {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
     },
     /// A new link for an invitation that expired.
+    #[cfg_attr(feature = "openapi", schema(title = "Reinvite"))]
     Reinvite {
         email: Email,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         expired_at: Timestamp,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "ChangeInvitationRoles"))]
     ChangeInvitationRoles {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         from: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         to: Roles,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "ChangeRoles"))]
     ChangeRoles {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         from: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         to: Roles,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "RevokeInvitation"))]
     RevokeInvitation {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         created_at: Timestamp,
     },
+    #[cfg_attr(feature = "openapi", schema(title = "RemoveMember"))]
     RemoveMember {
         email: Email,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
         roles: Roles,
     },
     /// Starts the two-step transfer; it completes when both people confirm.
-    TransferOwnership {
-        from: Email,
-        to: Email,
-    },
+    #[cfg_attr(feature = "openapi", schema(title = "TransferOwnership"))]
+    TransferOwnership { from: Email, to: Email },
 }
 
 crate::map_only!(Change, "a change object with an `op`");
@@ -196,12 +202,12 @@ impl Change {
         use Requirement::*;
         match self {
             Change::CreateTeam { .. } | Change::TransferOwnership { .. } => vec![Owner],
-            Change::RenameTeam { .. } => vec![Permission("team.settings.manage")],
+            Change::RenameTeam { .. } => vec![Permission(perm::SETTINGS_MANAGE)],
             Change::UpdateSettings { to, .. } => {
                 let live = &live.settings;
                 let mut needs = Vec::new();
                 if live.require_2fa != to.require_2fa {
-                    needs.push(Permission("team.security.manage"));
+                    needs.push(Permission(perm::SECURITY_MANAGE));
                 }
                 let Settings {
                     require_2fa: _,
@@ -211,20 +217,20 @@ impl Change {
                 let others_change = live.invitation_ttl_days != *invitation_ttl_days
                     || live.seat_limit != *seat_limit;
                 if others_change || needs.is_empty() {
-                    needs.push(Permission("team.settings.manage"));
+                    needs.push(Permission(perm::SETTINGS_MANAGE));
                 }
                 needs
             }
             Change::CreateRole { .. } | Change::UpdateRole { .. } | Change::DeleteRole { .. } => {
-                vec![Permission("team.roles.manage")]
+                vec![Permission(perm::ROLES_MANAGE)]
             }
             Change::Invite { .. } | Change::Reinvite { .. } | Change::RevokeInvitation { .. } => {
-                vec![Permission("team.members.invite")]
+                vec![Permission(perm::MEMBERS_INVITE)]
             }
             Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => {
-                vec![Permission("team.members.roles")]
+                vec![Permission(perm::MEMBERS_ROLES)]
             }
-            Change::RemoveMember { .. } => vec![Permission("team.members.remove")],
+            Change::RemoveMember { .. } => vec![Permission(perm::MEMBERS_REMOVE)],
         }
     }
 

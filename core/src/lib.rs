@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod change;
 pub mod model;
 mod object;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod plan;
 pub mod spec;
 pub mod yaml;

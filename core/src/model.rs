@@ -130,10 +130,23 @@ impl std::str::FromStr for Email {
 
 /// A team id: a lowercase slug, usable in URLs and storage keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        example = "acme",
+        min_length = 2,
+        max_length = 63,
+        pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+    )
+)]
 #[serde(transparent)]
 pub struct TeamId(String);
 
 impl TeamId {
+    /// What `parse` accepts (with 2 to 63 characters), as a regular expression.
+    pub const PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
+
     pub fn parse(s: &str) -> Result<Self, ModelError> {
         let ok = (2..=63).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
@@ -173,27 +186,34 @@ impl std::str::FromStr for TeamId {
 /// A set of role names, ordered so that renderings are stable.
 pub type Roles = BTreeSet<RoleName>;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     pub email: Email,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
     pub roles: Roles,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub joined_at: Timestamp,
     /// Whether the member signs in with a second factor.
     #[serde(default)]
     pub two_factor: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
     pub email: Email,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
     pub roles: Roles,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_by: Option<String>,
@@ -210,24 +230,31 @@ impl Invitation {
 }
 
 /// A team-defined role.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct CustomRole {
     #[serde(default)]
     pub description: String,
+    /// Permission ids of the catalog; a repeated id counts once.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Permission>))]
     pub permissions: BTreeSet<Permission>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct Settings {
     /// Members must sign in with a second factor.
     #[serde(default)]
     pub require_2fa: bool,
+    /// Days an invitation stays valid, 1 to 365.
     #[serde(default = "Settings::default_ttl")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 365, default = Settings::default_ttl))]
     pub invitation_ttl_days: u32,
-    /// Members plus pending invitations; `None` is no limit.
+    /// Members plus pending invitations, 1 to 1000000; null is no limit.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seat_limit: Option<u32>,
 }
 
@@ -253,12 +280,15 @@ impl Default for Settings {
 }
 
 /// An ownership transfer that has started and waits for confirmations.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PendingTransfer {
     pub from: Email,
     pub to: Email,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     /// The current owner confirmed (step one).
     #[serde(default)]
@@ -269,6 +299,7 @@ pub struct PendingTransfer {
 }
 
 /// A snapshot of one team as the service holds it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamState {
@@ -278,8 +309,10 @@ pub struct TeamState {
     #[serde(default)]
     pub settings: Settings,
     /// Every member, the owner included (holding the role `owner`).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Member>))]
     pub members: BTreeMap<Email, Member>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Invitation>))]
     pub invitations: BTreeMap<Email, Invitation>,
     #[serde(default)]
     pub roles: BTreeMap<RoleName, CustomRole>,

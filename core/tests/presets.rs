@@ -277,3 +277,31 @@ fn digitalocean_area_permissions_are_declared_by_the_preset() {
         }
     }
 }
+
+/// The permission constants the service checks are the service permissions
+/// every catalog has, each once.
+#[test]
+fn permission_constants_are_the_service_permissions() {
+    use teamform_core::catalog::{SERVICE_PERMISSIONS, perm};
+    let ids: BTreeSet<&str> = SERVICE_PERMISSIONS.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), SERVICE_PERMISSIONS.len());
+    for id in [
+        perm::MEMBERS_READ,
+        perm::MEMBERS_INVITE,
+        perm::MEMBERS_REMOVE,
+        perm::MEMBERS_ROLES,
+        perm::MEMBERS_SIGNIN_METHOD_READ,
+        perm::ROLES_MANAGE,
+        perm::API_KEYS_MANAGE,
+        perm::SETTINGS_READ,
+        perm::SETTINGS_MANAGE,
+        perm::SECURITY_MANAGE,
+        perm::AUDIT_READ,
+        perm::CLOSE,
+    ] {
+        assert!(ids.contains(id), "{id}");
+        let parsed = teamform_core::Permission::parse(id).unwrap();
+        assert!(parsed.is_service(), "{id}");
+        assert!(Catalog::standard().permission(id).is_some(), "{id}");
+    }
+}

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use teamform_core::{Catalog, Change, Email, TeamId};
-use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
+use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::service::{BatchOptions, Service};
 use teamform_functions::store::sqlite::SqliteStore;
 

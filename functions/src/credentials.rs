@@ -11,11 +11,13 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use teamform_core::catalog::Permission;
+use teamform_core::catalog::perm;
 use teamform_core::change::{MAX_NAME_CHARS, check_roles, check_text};
 use teamform_core::model::Roles;
 use teamform_core::{Email, TeamId, Timestamp};
 
 use crate::auth::Principal;
+use crate::code;
 use crate::codec;
 use crate::secret;
 use crate::service::{Service, ServiceError, check_grant};
@@ -24,28 +26,35 @@ use crate::store::{Condition, Item, Write};
 /// How often `last_used_at` is written at most, per key.
 const LAST_USED_GRANULARITY_SECS: i64 = 60;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = Vec<teamform_core::RoleName>)]
     pub roles: Roles,
     /// Permissions held directly, besides the roles.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub permissions: BTreeSet<Permission>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Timestamp>,
+    /// Who created it.
     pub created_by: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 
@@ -100,7 +109,7 @@ impl Service {
         expected: Option<u64>,
     ) -> Result<Created<ApiKeyView>, ServiceError> {
         let scoped = self
-            .authorized_scoped(team, who, "team.api_keys.manage")
+            .authorized_scoped(team, who, perm::API_KEYS_MANAGE)
             .await?;
         let state = &scoped.state;
         check_version(state, expected)?;
@@ -165,7 +174,7 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<Vec<ApiKeyView>, ServiceError> {
-        self.authorized(team, who, "team.api_keys.manage").await?;
+        self.authorized(team, who, perm::API_KEYS_MANAGE).await?;
         let pk = codec::team_pk(team);
         let items = self.store().query_all(&pk, codec::APIKEY).await?;
         let mut out = Vec::with_capacity(items.len());
@@ -188,7 +197,7 @@ impl Service {
         expected: Option<u64>,
     ) -> Result<(), ServiceError> {
         let scoped = self
-            .authorized_scoped(team, who, "team.api_keys.manage")
+            .authorized_scoped(team, who, perm::API_KEYS_MANAGE)
             .await?;
         let state = &scoped.state;
         check_version(state, expected)?;
@@ -429,7 +438,7 @@ impl Service {
 
 fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::Invalid {
-        code: "validation_failed",
+        code: code::VALIDATION_FAILED,
         message: message.into(),
     }
 }
@@ -477,7 +486,7 @@ impl Service {
                 }
                 None => {
                     return Err(ServiceError::invalid(
-                        "unknown_permission",
+                        code::UNKNOWN_PERMISSION,
                         format!("unknown permission `{p}`"),
                     ));
                 }

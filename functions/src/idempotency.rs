@@ -24,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-use crate::api::{ApiError, AppState, Authenticated, BODY_LIMIT, authenticate};
+use crate::http::{ApiError, AppState, Authenticated, BODY_LIMIT, authenticate};
 use crate::store::{Condition, Item, Store, StoreError, Write};
 
 pub const HEADER: &str = "idempotency-key";

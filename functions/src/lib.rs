@@ -1,11 +1,12 @@
-//! teamform-functions: the team service. One axum router (`api::app`) over a
+//! teamform-functions: the team service. One axum router (`http::app`) over a
 //! `Store`, hosted by Lambda, by `teamform serve`, or in-process.
 
-pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod code;
 pub mod codec;
 pub mod credentials;
+pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod mail;

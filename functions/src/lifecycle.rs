@@ -13,6 +13,7 @@ use teamform_core::model::{Member, Roles};
 use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 
 use crate::auth::Principal;
+use crate::code;
 use crate::codec;
 use crate::scoped::{Entry, Scoped, bookkeeping};
 use crate::secret;
@@ -31,11 +32,14 @@ struct Link {
 }
 
 /// A person's membership, as `GET /me/teams` and accepting show it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Membership {
     pub team: TeamId,
+    /// The person's roles, where the answer knows them.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<teamform_core::RoleName>>)]
     pub roles: Option<Roles>,
+    /// The team's version after the operation, where there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }
@@ -247,7 +251,7 @@ impl Service {
     ) -> Result<Membership, ServiceError> {
         let now = self.now();
         let expired = (
-            "invitation_expired",
+            code::INVITATION_EXPIRED,
             "this invitation has expired; ask for a new one",
         );
         let (link, mut scoped) = self
@@ -255,7 +259,7 @@ impl Service {
                 secret,
                 who,
                 "invitation",
-                "invitation_invalid",
+                code::INVITATION_INVALID,
                 Some(expired),
                 now,
             )
@@ -265,20 +269,20 @@ impl Service {
             Some(inv) if inv.link == link.link => inv.clone(),
             Some(_) => {
                 return Err(gone(
-                    "invitation_invalid",
+                    code::INVITATION_INVALID,
                     "this link was replaced by a newer invitation",
                 ));
             }
             None => {
                 return Err(gone(
-                    "invitation_invalid",
+                    code::INVITATION_INVALID,
                     "this invitation was revoked or already accepted",
                 ));
             }
         };
         if inv.is_expired(now) {
             return Err(gone(
-                "invitation_expired",
+                code::INVITATION_EXPIRED,
                 "this invitation has expired; ask for a new one",
             ));
         }
@@ -506,13 +510,13 @@ impl Service {
     ) -> Result<u64, ServiceError> {
         let now = self.now();
         let (link, mut scoped) = self
-            .open_link(secret, who, "transfer", "transfer_invalid", None, now)
+            .open_link(secret, who, "transfer", code::TRANSFER_INVALID, None, now)
             .await?;
         let state = &mut scoped.state;
         let mut transfer = self.pending_transfer(state, &link, now)?;
         if state.owner != link.email {
             return Err(gone(
-                "transfer_invalid",
+                code::TRANSFER_INVALID,
                 "ownership changed since this transfer started",
             ));
         }
@@ -571,7 +575,7 @@ impl Service {
                 secret,
                 who,
                 "transfer_accept",
-                "transfer_invalid",
+                code::TRANSFER_INVALID,
                 None,
                 now,
             )
@@ -580,7 +584,7 @@ impl Service {
         let transfer = self.pending_transfer(state, &link, now)?;
         if !transfer.owner_confirmed || transfer.to != link.email || state.owner != transfer.from {
             return Err(gone(
-                "transfer_invalid",
+                code::TRANSFER_INVALID,
                 "this transfer is not waiting for you",
             ));
         }
@@ -649,13 +653,13 @@ impl Service {
             .filter(|t| t.link == link.link)
             .ok_or_else(|| {
                 gone(
-                    "transfer_invalid",
+                    code::TRANSFER_INVALID,
                     "this transfer was cancelled or replaced",
                 )
             })?;
         if now >= transfer.expires_at || now >= link.valid_until {
             return Err(gone(
-                "transfer_expired",
+                code::TRANSFER_EXPIRED,
                 "this transfer has expired; the owner may start a new one",
             ));
         }

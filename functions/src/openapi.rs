@@ -1,14 +1,14 @@
 //! The OpenAPI 3.1 description of the HTTP API, served at `GET /openapi.json`.
 //!
 //! Each operation is described by `#[utoipa::path]` on its handler in
-//! [`crate::api`], and [`crate::api::routes`] builds the router from those
+//! [`crate::http`], and [`crate::http::routes`] builds the router from those
 //! same annotations (`utoipa_axum::routes!`): a route is served exactly where
-//! it is documented. This module holds the frame of the document (info,
-//! security schemes, tags) and the schemas of the types that carry no
-//! annotation: `teamform-core` does not depend on utoipa, and the views of
-//! the service, credential and auth modules are described here. Those schemas
-//! mirror the serde shape of the real types; `tests/openapi.rs` checks real
-//! responses against them, so a drift fails the tests.
+//! it is documented. The schemas come from the types themselves: the domain
+//! types of `teamform-core` derive them (its feature `openapi`), the views of
+//! the credential, lifecycle and resource modules too. This module holds the
+//! frame of the document (info, security schemes, tags) and, in [`schema`],
+//! the few shapes no type of this crate's own can carry: problem details,
+//! answers built as JSON, and the views of the service module.
 
 use std::sync::OnceLock;
 
@@ -36,7 +36,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(schema::Problem, crate::api::FieldError)),
+    components(schemas(schema::Problem, crate::http::FieldError)),
     tags(
         (name = "meta", description = "Service health, catalog and this document"),
         (name = "me", description = "The caller and their personal access tokens"),
@@ -100,7 +100,7 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// The document: the frame plus every operation of the router.
 pub fn document() -> utoipa::openapi::OpenApi {
-    crate::api::routes().into_openapi()
+    crate::http::routes().into_openapi()
 }
 
 /// The document as pretty JSON, built once per process.
@@ -134,37 +134,14 @@ pub async fn openapi_json() -> Response {
         .into_response()
 }
 
-/// Fails to build when `Change` gains a variant: describe it in
-/// [`schema::Change`] too (the tests check each documented variant against
-/// the real type).
-#[allow(dead_code)]
-fn change_op(change: &teamform_core::Change) -> &'static str {
-    use teamform_core::Change as C;
-    match change {
-        C::CreateTeam { .. } => "create_team",
-        C::RenameTeam { .. } => "rename_team",
-        C::CreateRole { .. } => "create_role",
-        C::UpdateRole { .. } => "update_role",
-        C::DeleteRole { .. } => "delete_role",
-        C::UpdateSettings { .. } => "update_settings",
-        C::Invite { .. } => "invite",
-        C::Reinvite { .. } => "reinvite",
-        C::ChangeInvitationRoles { .. } => "change_invitation_roles",
-        C::ChangeRoles { .. } => "change_roles",
-        C::RevokeInvitation { .. } => "revoke_invitation",
-        C::RemoveMember { .. } => "remove_member",
-        C::TransferOwnership { .. } => "transfer_ownership",
-    }
-}
-
-/// Schemas of types that carry no utoipa annotation, mirroring their JSON.
-/// Documentation only: nothing is (de)serialized through them.
+/// Shapes that no annotated type carries, mirroring their JSON; the tests
+/// check real answers against them. Documentation only: nothing is
+/// (de)serialized through them.
 pub mod schema {
-    use std::collections::BTreeMap;
 
     use utoipa::ToSchema;
 
-    use crate::api::FieldError;
+    use crate::http::FieldError;
 
     /// An error (RFC 9457 problem details), sent as `application/problem+json`.
     #[derive(ToSchema)]
@@ -203,116 +180,6 @@ pub mod schema {
         pub action: Option<String>,
     }
 
-    /// A role a team defined for itself.
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct CustomRole {
-        #[serde(default)]
-        pub description: String,
-        /// Permission ids of the catalog.
-        #[schema(value_type = Vec<String>, example = json!(["team.members.read"]))]
-        pub permissions: Vec<String>,
-    }
-
-    /// Team settings.
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct Settings {
-        /// Members must sign in with a second factor.
-        #[serde(default)]
-        pub require_2fa: bool,
-        /// Days an invitation stays valid, 1 to 365 (default 15).
-        #[serde(default)]
-        #[schema(minimum = 1, maximum = 365, default = 15)]
-        pub invitation_ttl_days: u32,
-        /// Members plus pending invitations, 1 to 1000000; null is no limit.
-        #[serde(default)]
-        #[schema(minimum = 1, maximum = 1_000_000)]
-        pub seat_limit: Option<u32>,
-    }
-
-    /// One change of a batch; `op` says which.
-    #[derive(ToSchema)]
-    #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-    pub enum Change {
-        /// Creates the team with its owner (only as the first change of a batch).
-        #[schema(title = "CreateTeam")]
-        CreateTeam {
-            display_name: String,
-            #[schema(format = Email)]
-            owner: String,
-        },
-        #[schema(title = "RenameTeam")]
-        RenameTeam { from: String, to: String },
-        #[schema(title = "CreateRole")]
-        CreateRole { name: String, role: CustomRole },
-        #[schema(title = "UpdateRole")]
-        UpdateRole {
-            name: String,
-            from: CustomRole,
-            to: CustomRole,
-        },
-        #[schema(title = "DeleteRole")]
-        DeleteRole { name: String, role: CustomRole },
-        #[schema(title = "UpdateSettings")]
-        UpdateSettings { from: Settings, to: Settings },
-        #[schema(title = "Invite")]
-        Invite {
-            #[schema(format = Email)]
-            email: String,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            name: Option<String>,
-            roles: Vec<String>,
-        },
-        /// A new link for an invitation that expired.
-        #[schema(title = "Reinvite")]
-        Reinvite {
-            #[schema(format = Email)]
-            email: String,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            name: Option<String>,
-            roles: Vec<String>,
-            #[schema(format = DateTime)]
-            expired_at: String,
-        },
-        #[schema(title = "ChangeInvitationRoles")]
-        ChangeInvitationRoles {
-            #[schema(format = Email)]
-            email: String,
-            from: Vec<String>,
-            to: Vec<String>,
-        },
-        #[schema(title = "ChangeRoles")]
-        ChangeRoles {
-            #[schema(format = Email)]
-            email: String,
-            from: Vec<String>,
-            to: Vec<String>,
-        },
-        #[schema(title = "RevokeInvitation")]
-        RevokeInvitation {
-            #[schema(format = Email)]
-            email: String,
-            roles: Vec<String>,
-            #[schema(format = DateTime)]
-            created_at: String,
-        },
-        #[schema(title = "RemoveMember")]
-        RemoveMember {
-            #[schema(format = Email)]
-            email: String,
-            roles: Vec<String>,
-        },
-        /// Starts the two-step transfer; it completes when both people confirm.
-        #[schema(title = "TransferOwnership")]
-        TransferOwnership {
-            #[schema(format = Email)]
-            from: String,
-            #[schema(format = Email)]
-            to: String,
-        },
-    }
-
     /// Options of one batch.
     #[derive(ToSchema)]
     #[serde(deny_unknown_fields)]
@@ -320,18 +187,6 @@ pub mod schema {
         /// Let a person remove their own membership in this batch.
         #[serde(default)]
         pub allow_self_removal: bool,
-    }
-
-    /// A person's membership of a team.
-    #[derive(ToSchema)]
-    pub struct Membership {
-        pub team: String,
-        /// The person's roles, where the answer knows them.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub roles: Option<Vec<String>>,
-        /// The team's version after the operation, where there was one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub version: Option<u64>,
     }
 
     /// The result of a batch.
@@ -342,122 +197,6 @@ pub mod schema {
         pub version: u64,
         /// How many changes were applied.
         pub applied: u64,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct Member {
-        #[schema(format = Email)]
-        pub email: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub name: Option<String>,
-        pub roles: Vec<String>,
-        #[schema(format = DateTime)]
-        pub joined_at: String,
-        /// Whether the member signs in with a second factor.
-        #[serde(default)]
-        pub two_factor: bool,
-    }
-
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct Invitation {
-        #[schema(format = Email)]
-        pub email: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub name: Option<String>,
-        pub roles: Vec<String>,
-        #[schema(format = DateTime)]
-        pub created_at: String,
-        #[schema(format = DateTime)]
-        pub expires_at: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub invited_by: Option<String>,
-        /// Names the invitation's current link (not a secret): older links are dead.
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        pub link: String,
-    }
-
-    /// An ownership transfer that has started and waits for confirmations.
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct PendingTransfer {
-        #[schema(format = Email)]
-        pub from: String,
-        #[schema(format = Email)]
-        pub to: String,
-        #[schema(format = DateTime)]
-        pub started_at: String,
-        #[schema(format = DateTime)]
-        pub expires_at: String,
-        /// The current owner confirmed (step one).
-        #[serde(default)]
-        pub owner_confirmed: bool,
-        /// Names the transfer's current link (not a secret).
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        pub link: String,
-    }
-
-    /// A snapshot of one team; `version` is also its `ETag`.
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct TeamState {
-        pub team: String,
-        pub display_name: String,
-        #[schema(format = Email)]
-        pub owner: String,
-        pub settings: Settings,
-        /// Every member by email, the owner included (holding the role `owner`).
-        pub members: BTreeMap<String, Member>,
-        /// Pending invitations by email.
-        pub invitations: BTreeMap<String, Invitation>,
-        /// The team's own roles by name.
-        pub roles: BTreeMap<String, CustomRole>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub transfer: Option<PendingTransfer>,
-        /// Bumped by every mutation.
-        pub version: u64,
-    }
-
-    #[derive(ToSchema)]
-    pub struct PermissionDef {
-        pub id: String,
-        /// How the product names it.
-        pub label: String,
-        /// A permission of the team service itself (rather than of the product).
-        pub service: bool,
-    }
-
-    /// A team's roles: the catalog's system roles and the team's own.
-    #[derive(ToSchema)]
-    pub struct RolesView {
-        pub system: Vec<RoleDef>,
-        /// Custom roles by name.
-        pub custom: std::collections::BTreeMap<String, CustomRole>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct RoleDef {
-        pub name: String,
-        pub description: String,
-        pub permissions: Vec<String>,
-    }
-
-    /// A deployment's permissions and system roles.
-    #[derive(ToSchema)]
-    pub struct Catalog {
-        pub name: String,
-        pub description: String,
-        /// Service permissions first, then the catalog's own, in declared order.
-        pub permissions: Vec<PermissionDef>,
-        /// System roles in declared order, `owner` first.
-        pub roles: Vec<RoleDef>,
-        /// Whether a member may hold several roles at once.
-        pub multiple_roles: bool,
-        /// Whether teams may define their own roles.
-        pub custom_roles: bool,
-        /// The role a previous owner holds after a transfer.
-        pub previous_owner_role: String,
     }
 
     /// A member or a pending invitation.
@@ -506,26 +245,6 @@ pub mod schema {
         pub version: u64,
     }
 
-    #[derive(ToSchema)]
-    pub struct ApiKeyView {
-        pub id: String,
-        pub name: String,
-        pub roles: Vec<String>,
-        /// Permissions the key holds directly, besides its roles (absent when none).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pub permissions: Vec<String>,
-        #[schema(format = DateTime)]
-        pub created_at: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schema(format = DateTime)]
-        pub expires_at: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schema(format = DateTime)]
-        pub last_used_at: Option<String>,
-        /// Who created it.
-        pub created_by: String,
-    }
-
     /// A new API key with its secret, shown this once.
     #[derive(ToSchema)]
     pub struct CreatedApiKey {
@@ -550,17 +269,6 @@ pub mod schema {
         /// Set in an `Idempotency-Key` replay instead of the secret.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub secret_note: Option<String>,
-    }
-
-    #[derive(ToSchema)]
-    pub struct TokenView {
-        pub id: String,
-        pub name: String,
-        #[schema(format = DateTime)]
-        pub created_at: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schema(format = DateTime)]
-        pub expires_at: Option<String>,
     }
 
     /// A new personal access token with its secret, shown this once.

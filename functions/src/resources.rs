@@ -4,6 +4,7 @@
 //! batch, with the same authorization, invariants, audit and outbox.
 
 use serde::{Deserialize, Serialize};
+use teamform_core::catalog::perm;
 use teamform_core::model::{CustomRole, Roles, Settings};
 use teamform_core::{Change, Email, RoleName, TeamId};
 
@@ -22,9 +23,10 @@ async fn backoff(attempt: u32) {
 }
 
 /// A team's roles: the catalog's and its own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolesView {
     pub system: Vec<teamform_core::catalog::RoleDef>,
+    /// Custom roles by name.
     pub custom: std::collections::BTreeMap<RoleName, CustomRole>,
 }
 
@@ -157,7 +159,7 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<(Settings, u64), ServiceError> {
-        let state = self.authorized(team, who, "team.settings.read").await?;
+        let state = self.authorized(team, who, perm::SETTINGS_READ).await?;
         Ok((state.settings, state.version))
     }
 
@@ -182,7 +184,7 @@ impl Service {
         team: &TeamId,
         who: &Principal,
     ) -> Result<(RolesView, u64), ServiceError> {
-        let state = self.authorized(team, who, "team.members.read").await?;
+        let state = self.authorized(team, who, perm::MEMBERS_READ).await?;
         Ok((
             RolesView {
                 system: self.catalog().roles.clone(),

@@ -372,7 +372,7 @@ impl Service {
     ) -> Result<TeamState, ServiceError> {
         // Authorized on the scoped read first: a stranger or a caller
         // without the permission must not make the service read a whole team.
-        self.authorized_scoped(team, who, "team.members.read")
+        self.authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_READ)
             .await?;
         self.load(team).await?.ok_or(ServiceError::NotFound)
     }
@@ -390,13 +390,13 @@ impl Service {
         after: Option<String>,
     ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
         let scoped = self
-            .authorized_scoped(team, who, "team.members.read")
+            .authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_READ)
             .await?;
         let now = self.now();
         let show_signin = who.may(
             &scoped.state,
             &self.catalog,
-            Requirement::Permission("team.members.signin_method.read"),
+            Requirement::Permission(teamform_core::catalog::perm::MEMBERS_SIGNIN_METHOD_READ),
         );
         let pk = codec::team_pk(team);
         let sources: Vec<(&str, &str)> = [(codec::MEMBER, "joined"), (codec::INVITE, "pending")]
@@ -997,7 +997,8 @@ impl Service {
         who: &Principal,
         page: crate::store::PageRequest,
     ) -> Result<crate::store::Page, ServiceError> {
-        self.authorized(team, who, "team.audit.read").await?;
+        self.authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
+            .await?;
         Ok(self
             .store
             .query(&codec::team_pk(team), codec::AUDIT, page)

@@ -11,8 +11,8 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use teamform_core::Catalog;
-use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::clock::ManualClock;
+use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::service::Service;
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -624,7 +624,7 @@ async fn a_replayed_key_creation_never_shows_the_secret_again() {
 async fn oversized_bodies_are_refused_with_a_problem() {
     let router = local_app();
     create_acme(&router).await;
-    let huge = "x".repeat(teamform_functions::api::BODY_LIMIT + 1);
+    let huge = "x".repeat(teamform_functions::http::BODY_LIMIT + 1);
     let req = Request::builder()
         .method("POST")
         .uri("/teams/acme/changes")

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use teamform_functions::api::{Anonymous, AppState, app};
 use teamform_functions::clock::SystemClock;
+use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::oidc::{OidcConfig, Verifier};
 use teamform_functions::service::Service;
 use teamform_functions::store::dynamodb::DynamoStore;

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod dynamodb;
 pub mod sqlite;

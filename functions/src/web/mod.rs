@@ -34,8 +34,8 @@ use serde::Deserialize;
 use teamform_core::catalog::RoleName;
 use teamform_core::{Email, TeamId};
 
-use crate::api::{ApiError, AppState};
 use crate::auth::Principal;
+use crate::http::{AppState, error::ApiError};
 use crate::lifecycle::LinkKind;
 use crate::oidc::form_encode;
 use crate::service::{MemberFilter, ServiceError};

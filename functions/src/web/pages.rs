@@ -12,8 +12,8 @@ use teamform_core::catalog::PermissionDef;
 use teamform_core::model::PendingTransfer;
 
 use super::session::Session;
-use crate::api::ApiError;
 use crate::credentials::ApiKeyView;
+use crate::http::error::ApiError;
 use crate::lifecycle::{LinkKind, LinkPreview, Membership};
 use crate::oidc::form_encode;
 use crate::resources::RolesView;
