@@ -5,8 +5,10 @@
 #
 # Needs Rust, Python 3 (3.11 checked) and Node.js with npm (20.19 or later). It:
 #   1. creates .venv-test/ (gitignored) from scripts/requirements-test.txt,
-#      again whenever that file changes, and installs the pinned Node
-#      packages of tests/oidc (the OpenID Connect provider) with npm ci;
+#      again whenever that file changes, installs the pinned Node packages
+#      of tests/oidc (the OpenID Connect provider) and tests/browser
+#      (playwright-core) with npm ci, and the Debian packages chromium and
+#      faketime with apt-get when they are missing;
 #   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint);
@@ -72,6 +74,21 @@ npm_install() {
     printf '%s\n' "$want" >"$stamp"
 }
 npm_install "$ROOT/tests/oidc"
+npm_install "$ROOT/tests/browser"
+
+# --- 1c. Debian packages ---------------------------------------------------
+# The browser tests run the distribution's Chromium, and the expiry test
+# moves serve's clock with libfaketime. Installed with apt-get when missing
+# (as root), else the run stops and says what to install.
+need_debs=()
+command -v chromium >/dev/null || need_debs+=(chromium)
+compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null || need_debs+=(faketime)
+if ((${#need_debs[@]})); then
+    [[ $(id -u) -eq 0 ]] || die "install ${need_debs[*]} (Debian packages) and run again"
+    stage "apt: installing ${need_debs[*]}"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } >"$ROOT/target/apt.log" 2>&1 \
+        || { tail -n 20 "$ROOT/target/apt.log" >&2; die "apt-get install ${need_debs[*]} failed"; }
+fi
 
 # --- 2. moto server --------------------------------------------------------
 PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')

@@ -144,4 +144,5 @@ impl Store for SerialTransactions {
 
 pub mod cli;
 pub mod oidc;
+pub mod people;
 pub mod race;

@@ -4,43 +4,11 @@
 //! trip (sign-in, the emailed link's page, accepting, the team page) driven
 //! over HTTP with a cookie jar, as a browser does it.
 
-use std::path::Path;
-
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
-use serde_json::{Value, json};
-use teamform_tests::cli::{Served, serve};
+use serde_json::json;
 use teamform_tests::oidc::{Provider, key};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A provider and `serve` signing people in with it.
-fn start(dir: &Path) -> (Provider, Served) {
-    let port = free_port();
-    let callback = format!("http://127.0.0.1:{port}/auth/callback");
-    let provider = Provider::start(&["trusted"], &[&callback], 0);
-    let addr = format!("127.0.0.1:{port}");
-    let served = serve(
-        dir,
-        &[
-            "--addr",
-            &addr,
-            "--owner",
-            "olivia@acme.com",
-            "--oidc-issuer",
-            &provider.issuer,
-            "--oidc-audience",
-            "teamform,teamform-cli",
-        ],
-    );
-    (provider, served)
-}
+use teamform_tests::people::{api, link_in, start};
 
 /// A browser: cookies kept, redirects followed by hand (so the test sees them).
 fn browser() -> reqwest::Client {
@@ -107,42 +75,6 @@ fn csrf(page: &str) -> String {
         .expect("a form with a CSRF token");
     let rest = &page[at + 19..];
     rest[..rest.find('"').unwrap()].to_owned()
-}
-
-fn link_in(outbox: &Path, to: &str, path: &str) -> String {
-    for entry in std::fs::read_dir(outbox).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        if text.contains(&format!("To: {to}")) && text.contains(path) {
-            let at = text.find("http://").unwrap();
-            let link: String = text[at..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            assert!(link.contains(path), "{link}");
-            return link;
-        }
-    }
-    panic!("no email to {to} with {path}");
-}
-
-async fn api(
-    served: &Served,
-    bearer: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method.parse().unwrap(), format!("{}{path}", served.url))
-        .bearer_auth(bearer);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test]
