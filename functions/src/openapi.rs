@@ -207,6 +207,10 @@ pub mod schema {
         pub name: Option<String>,
         pub roles: Vec<String>,
         pub status: MemberStatus,
+        /// Pending invitations: when the current link was sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(format = DateTime)]
+        pub invited_at: Option<String>,
         /// Pending invitations: when the invitation expires.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(format = DateTime)]

@@ -176,6 +176,7 @@ fn member_view(m: &Member, show_signin: bool) -> MemberView {
         name: m.name.clone(),
         roles: m.roles.clone(),
         status: "joined".into(),
+        invited_at: None,
         expires_at: None,
         expired: None,
         signin_method: show_signin
@@ -189,6 +190,7 @@ fn invitation_view(i: &Invitation, now: Timestamp) -> MemberView {
         name: i.name.clone(),
         roles: i.roles.clone(),
         status: "pending".into(),
+        invited_at: Some(i.created_at),
         expires_at: Some(i.expires_at),
         expired: Some(i.is_expired(now)),
         signin_method: None,
@@ -204,6 +206,9 @@ pub struct MemberView {
     pub roles: Roles,
     /// `joined` or `pending`.
     pub status: String,
+    /// Pending invitations: when the current link was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]

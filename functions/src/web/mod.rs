@@ -587,6 +587,7 @@ async fn team_view(
         permissions: catalog.permissions.clone(),
         keys,
         csrf: session.csrf(),
+        now: service.now(),
     })
 }
 

@@ -110,6 +110,18 @@ pub struct TeamView {
     pub permissions: Vec<PermissionDef>,
     pub keys: Option<Vec<ApiKeyView>>,
     pub csrf: String,
+    pub now: teamform_core::Timestamp,
+}
+
+/// How long ago, in words a person reads at a glance.
+fn age(now: teamform_core::Timestamp, then: teamform_core::Timestamp) -> String {
+    let minutes = (now - then).num_minutes().max(0);
+    match minutes {
+        0 => "just now".into(),
+        1..=59 => format!("{minutes} min ago"),
+        60..=1439 => format!("{} h ago", minutes / 60),
+        _ => format!("{} days ago", minutes / 1440),
+    }
 }
 
 impl TeamView {
@@ -398,6 +410,9 @@ fn members(view: &TeamView) -> Markup {
                                     td data-label="Status" {
                                         @if pending {
                                             @if m.expired == Some(true) { "Invitation expired" } @else { "Invited" }
+                                            @if let Some(sent) = m.invited_at {
+                                                br; span.muted { "sent " (age(view.now, sent)) }
+                                            }
                                             @if let Some(until) = m.expires_at {
                                                 br; span.muted { "until " (until.format("%Y-%m-%d")) }
                                             }
