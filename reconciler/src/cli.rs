@@ -65,6 +65,19 @@ pub enum Command {
         /// Allow more removals than the default 25% of members: a count or a percentage.
         #[arg(long, value_parser = parse_limit)]
         max_removals: Option<RemovalLimit>,
+        /// Most characters of `--format markdown` output (a pull-request
+        /// comment); the longest groups of changes are cut to fit, each
+        /// saying how many it leaves out. 0: no limit.
+        #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
+        markdown_budget: usize,
+        /// Also write the full Markdown plan, without the budget, to FILE.
+        #[arg(long, value_name = "FILE")]
+        markdown_out: Option<PathBuf>,
+        /// Where the full plan can be read (a CI run's page with the
+        /// `--out`/`--markdown-out` artifacts); the Markdown links it when it
+        /// leaves something out.
+        #[arg(long, value_name = "URL")]
+        full_plan_url: Option<String>,
     },
     /// Apply team.yaml files, or a plan saved with `plan --out`.
     Apply {

@@ -14,7 +14,7 @@ use teamform_core::{Catalog, Change, Plan, RemovalLimit, TeamId, TeamState};
 
 use crate::cli::{Cli, Command, Format, Global};
 use crate::client::Client;
-use crate::render;
+use crate::{markdown, render};
 
 /// Changes sent per request; each request is atomic at one version.
 const BATCH: usize = 500;
@@ -44,16 +44,20 @@ pub async fn run(cli: Cli) -> Result<u8> {
             format,
             detailed_exitcode,
             max_removals,
+            markdown_budget,
+            markdown_out,
+            full_plan_url,
         } => {
-            plan_cmd(
-                g,
-                &files,
-                out.as_deref(),
+            let args = PlanArgs {
+                out,
                 format,
-                detailed_exitcode,
+                detailed: detailed_exitcode,
                 max_removals,
-            )
-            .await
+                markdown_budget,
+                markdown_out,
+                full_plan_url,
+            };
+            plan_cmd(g, &files, &args).await
         }
         Command::Apply {
             files,
@@ -242,52 +246,111 @@ fn ensure_newline(mut s: String) -> String {
     s
 }
 
-async fn plan_cmd(
-    g: &Global,
-    files: &[PathBuf],
-    out: Option<&Path>,
+/// What `plan` was told beyond its files.
+#[derive(Debug)]
+struct PlanArgs {
+    out: Option<PathBuf>,
     format: Format,
     detailed: bool,
     max_removals: Option<RemovalLimit>,
-) -> Result<u8> {
-    if out.is_some() && files.len() != 1 {
+    markdown_budget: usize,
+    markdown_out: Option<PathBuf>,
+    full_plan_url: Option<String>,
+}
+
+async fn plan_cmd(g: &Global, files: &[PathBuf], args: &PlanArgs) -> Result<u8> {
+    if args.out.is_some() && files.len() != 1 {
         bail!("--out saves the plan of exactly one file");
     }
     let color = color_enabled(g);
-    let mut any_changes = false;
-    let mut failed = false;
+    let mut planned: Vec<(String, Planned)> = Vec::new();
+    let mut failures: Vec<(String, String)> = Vec::new();
     for file in files {
-        let planned = match plan_file(g, file, max_removals).await {
-            Ok(p) => p,
+        let name = file.display().to_string();
+        match plan_file(g, file, args.max_removals).await {
+            Ok(p) => planned.push((name, p)),
             Err(e) => {
                 eprintln!("{e:#}");
-                failed = true;
-                continue;
+                failures.push((name, format!("{e:#}")));
             }
-        };
-        print_plan(&planned, format, color);
-        any_changes |= !planned.plan.is_empty();
-        if planned.plan.refusal().is_some() {
-            failed = true;
         }
-        if let Some(out) = out {
-            let saved = SavedPlan {
-                kind: SAVED_KIND.into(),
-                catalog: planned.catalog.name.clone(),
-                plan: planned.plan,
+    }
+    if args.format != Format::Text {
+        // The document on stdout is for a machine or a comment; a person
+        // watching the run still sees why it fails.
+        for (_, p) in &planned {
+            if let Some(why) = p.plan.refusal() {
+                eprintln!("team {}: refused: {why}", p.plan.team);
+            }
+        }
+    }
+    match args.format {
+        Format::Text => {
+            for (_, p) in &planned {
+                print_plan(p, Format::Text, color);
+            }
+        }
+        Format::Markdown => {
+            let several = planned.len() + failures.len() > 1;
+            let sections: Vec<markdown::Section<'_>> = planned
+                .iter()
+                .map(|(file, p)| markdown::Section {
+                    file: several.then_some(file.as_str()),
+                    plan: &p.plan,
+                    live_yaml: &p.live_yaml,
+                    desired_yaml: &p.desired_yaml,
+                })
+                .collect();
+            let failed: Vec<markdown::Failure<'_>> = failures
+                .iter()
+                .map(|(file, message)| markdown::Failure { file, message })
+                .collect();
+            let full_plan = match (&args.full_plan_url, &args.markdown_out, &args.out) {
+                (Some(url), _, _) => Some(format!("[the full plan]({url})")),
+                (None, Some(md), _) => {
+                    Some(format!("`{}`", md.display().to_string().replace('`', "'")))
+                }
+                (None, None, Some(json)) => Some(format!(
+                    "`{}`",
+                    json.display().to_string().replace('`', "'")
+                )),
+                (None, None, None) => None,
             };
-            let text = serde_json::to_string_pretty(&saved)?;
-            std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!(
-                "Saved the plan to {}. Apply it with: teamform apply {}",
-                out.display(),
-                out.display()
-            );
+            let budget = (args.markdown_budget > 0).then_some(args.markdown_budget);
+            let options = markdown::Options { budget, full_plan };
+            let shown = markdown::comment(&sections, &failed, &options);
+            print!("{}", ensure_newline(shown.text));
+            if let Some(path) = &args.markdown_out {
+                let full = markdown::comment(&sections, &failed, &markdown::Options::default());
+                std::fs::write(path, ensure_newline(full.text))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
         }
+        Format::Json => {
+            for (_, p) in &planned {
+                print_plan(p, Format::Json, color);
+            }
+        }
+    }
+    let any_changes = planned.iter().any(|(_, p)| !p.plan.is_empty());
+    let failed = !failures.is_empty() || planned.iter().any(|(_, p)| p.plan.refusal().is_some());
+    if let (Some(out), Some((_, p))) = (&args.out, planned.into_iter().next()) {
+        let saved = SavedPlan {
+            kind: SAVED_KIND.into(),
+            catalog: p.catalog.name.clone(),
+            plan: p.plan,
+        };
+        let text = serde_json::to_string_pretty(&saved)?;
+        std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}. Apply it with: teamform apply {}",
+            out.display(),
+            out.display()
+        );
     }
     Ok(if failed {
         EXIT_ERROR
-    } else if detailed && any_changes {
+    } else if args.detailed && any_changes {
         EXIT_CHANGES
     } else {
         EXIT_OK

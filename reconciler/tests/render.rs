@@ -406,7 +406,9 @@ fn empty_plan_says_the_team_matches() {
     let markdown = p.markdown();
     assert_eq!(
         markdown.trim_end(),
-        format!("### teamform plan for `acme`\n\nNo changes.\n\n{pending}")
+        format!(
+            "**Plan: 0 to add, 0 to change, 0 to remove.**\n\n### Team `acme`\n\nNo changes: the team matches its file.\n\n{pending}"
+        )
     );
     insta::assert_snapshot!("plan_markdown_empty", markdown);
     insta::assert_json_snapshot!("plan_json_empty", plan_json(&p.plan));
@@ -429,7 +431,7 @@ fn refused_plan_ends_with_the_reason() {
 
     let markdown = p.markdown();
     assert!(
-        markdown.contains(&format!("> **Refused:** {refusal}")),
+        markdown.contains(&format!("> **Refused** (team `acme`): {refusal}")),
         "{markdown}"
     );
     insta::assert_snapshot!("plan_markdown_refused", markdown);
