@@ -70,6 +70,9 @@ pub enum Command {
         /// saying how many it leaves out. 0: no limit.
         #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
         markdown_budget: usize,
+        /// List every pending invitation in JSON (by default: their count and the oldest).
+        #[arg(long)]
+        show_pending: bool,
         /// Also write the full Markdown plan, without the budget, to FILE.
         #[arg(long, value_name = "FILE")]
         markdown_out: Option<PathBuf>,

@@ -473,8 +473,14 @@ fn object<'k>(pairs: impl IntoIterator<Item = (&'k str, Value)>) -> Value {
 }
 
 /// The plan for machines: each change as core serializes it, plus its
-/// `symbol` and its `summary` in the terminal's words.
+/// `symbol` and its `summary` in the terminal's words. Pending invitations
+/// as a count and the oldest; see [`plan_json_with`] for all of them.
 pub fn plan_json(plan: &Plan) -> Value {
+    plan_json_with(plan, false)
+}
+
+/// [`plan_json`], with every pending invitation listed when `show_pending`.
+pub fn plan_json_with(plan: &Plan, show_pending: bool) -> Value {
     let cx = Context::text(plan);
     let changes: Vec<Value> = plan
         .changes
@@ -526,30 +532,36 @@ pub fn plan_json(plan: &Plan) -> Value {
             "notes",
             Value::Array(plan.notes.iter().map(|n| Value::from(n.as_str())).collect()),
         ),
-        (
-            "pending_invitations",
-            Value::Array(
-                plan.pending
-                    .iter()
-                    .map(|p| {
-                        object([
-                            ("email", Value::from(p.email.as_str())),
-                            ("created_at", Value::from(p.created_at.to_rfc3339())),
-                            ("expires_at", Value::from(p.expires_at.to_rfc3339())),
-                            (
-                                "age_days",
-                                Value::from(
-                                    plan.generated_at
-                                        .signed_duration_since(p.created_at)
-                                        .num_days(),
-                                ),
-                            ),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("pending_invitations", pending_json(plan, show_pending)),
     ])
+}
+
+/// Pending invitations: their count and the oldest (a big team can have
+/// thousands), and with `all` every one of them under `list`, oldest first.
+fn pending_json(plan: &Plan, all: bool) -> Value {
+    let one = |p: &teamform_core::plan::PendingInvitation| {
+        object([
+            ("email", Value::from(p.email.as_str())),
+            ("created_at", Value::from(p.created_at.to_rfc3339())),
+            ("expires_at", Value::from(p.expires_at.to_rfc3339())),
+            (
+                "age_days",
+                Value::from(
+                    plan.generated_at
+                        .signed_duration_since(p.created_at)
+                        .num_days(),
+                ),
+            ),
+        ])
+    };
+    let mut fields = vec![
+        ("count", Value::from(plan.pending.len())),
+        ("oldest", plan.pending.first().map_or(Value::Null, one)),
+    ];
+    if all {
+        fields.push(("list", Value::Array(plan.pending.iter().map(one).collect())));
+    }
+    object(fields)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             format,
             detailed_exitcode,
             max_removals,
+            show_pending,
             markdown_budget,
             markdown_out,
             full_plan_url,
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 format,
                 detailed: detailed_exitcode,
                 max_removals,
+                show_pending,
                 markdown_budget,
                 markdown_out,
                 full_plan_url,
@@ -253,6 +255,7 @@ struct PlanArgs {
     format: Format,
     detailed: bool,
     max_removals: Option<RemovalLimit>,
+    show_pending: bool,
     markdown_budget: usize,
     markdown_out: Option<PathBuf>,
     full_plan_url: Option<String>,
@@ -328,7 +331,8 @@ async fn plan_cmd(g: &Global, files: &[PathBuf], args: &PlanArgs) -> Result<u8> 
         }
         Format::Json => {
             for (_, p) in &planned {
-                print_plan(p, Format::Json, color);
+                let json = render::plan_json_with(&p.plan, args.show_pending);
+                println!("{}", serde_json::to_string_pretty(&json)?);
             }
         }
     }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration};
 use teamform::render::{
-    catalog_json, catalog_markdown, catalog_text, change_line, plan_json, plan_markdown, plan_text,
+    catalog_json, catalog_markdown, catalog_text, change_line, plan_json, plan_json_with,
+    plan_markdown, plan_text,
 };
 use teamform_core::model::{CustomRole, Invitation, Member, Roles, Settings};
 use teamform_core::plan::{LimitSource, PlanOptions, RemovalGuard, plan_with};
@@ -680,4 +681,29 @@ fn a_link_sent_a_moment_ago_expires_in_its_full_ttl() {
         text.contains("was sent today and expires in 15 days"),
         "{text}"
     );
+}
+
+#[test]
+fn plan_json_counts_pending_invitations_and_lists_them_only_when_asked() {
+    let mut p = unchanged();
+    let first = p.plan.pending[0].clone();
+    for i in 0..3 {
+        let mut later = first.clone();
+        later.email = email(&format!("later{i}@acme.com"));
+        later.created_at = first.created_at + Duration::days(1);
+        p.plan.pending.push(later);
+    }
+    let short = plan_json(&p.plan);
+    assert_eq!(short["pending_invitations"]["count"], 4);
+    assert_eq!(
+        short["pending_invitations"]["oldest"]["email"],
+        "carol@acme.com"
+    );
+    assert_eq!(short["pending_invitations"]["oldest"]["age_days"], 4);
+    assert!(short["pending_invitations"].get("list").is_none());
+    let full = plan_json_with(&p.plan, true);
+    let list = full["pending_invitations"]["list"].as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[3]["email"], "later2@acme.com");
+    assert_eq!(full["pending_invitations"]["oldest"], list[0]);
 }
