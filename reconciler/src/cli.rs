@@ -47,16 +47,26 @@ pub struct Global {
 pub enum Command {
     /// Check team.yaml files without contacting any service.
     Validate {
+        /// Team files, and directories searched for them (every *.yaml or
+        /// *.yml file with a top-level `team:` field).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `json`: one document with every file's result.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Show what apply would change. Never writes.
     Plan {
+        /// Team files, and directories searched for them (every *.yaml or
+        /// *.yml file with a top-level `team:` field).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Save the plan, bound to the live version, for `apply PLAN`.
+        /// Save the plan, bound to the live version, for `apply PLAN` (one file only).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `markdown`: one pull-request comment for all the files; `json`:
+        /// the plan, or for several files (or a directory) one document
+        /// with every plan, the files that failed and the total counts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
@@ -84,16 +94,21 @@ pub enum Command {
     },
     /// Apply team.yaml files, or a plan saved with `plan --out`.
     Apply {
+        /// Team files, directories searched for them, or plans saved with `plan --out`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Apply without asking.
         #[arg(long)]
         auto_approve: bool,
+        /// Allow more removals than the default 25% of members: a count or a percentage.
         #[arg(long, value_parser = parse_limit)]
         max_removals: Option<RemovalLimit>,
         /// Let the plan remove the person whose token applies it (refused otherwise).
         #[arg(long)]
         allow_self_removal: bool,
+        /// `json`: one document with each file's plan and outcome (needs --auto-approve).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Print a team's live state as team.yaml.
     Export {
@@ -130,6 +145,13 @@ pub enum Command {
 pub enum Format {
     Text,
     Markdown,
+    Json,
+}
+
+/// Output of commands that have no Markdown form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
     Json,
 }
 
