@@ -732,11 +732,10 @@ async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Resu
 async fn export(g: &Global, team: &str) -> Result<u8> {
     let team = TeamId::parse(team)?;
     let (client, _) = connect(g, None).await?;
-    let live = client
-        .state(&team)
+    let yaml = crate::export::export(&client, &team)
         .await?
         .ok_or_else(|| anyhow!("team {team} does not exist at {}", client.describe))?;
-    print!("{}", TeamSpec::from_state(&live).to_yaml());
+    print!("{yaml}");
     Ok(EXIT_OK)
 }
 
