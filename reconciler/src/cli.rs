@@ -112,6 +112,7 @@ pub enum Command {
     },
     /// Print a team's live state as team.yaml.
     Export {
+        /// The team to export.
         #[arg(long)]
         team: String,
     },
@@ -120,11 +121,33 @@ pub enum Command {
         /// A preset to show instead of the service's catalog.
         #[arg(long)]
         preset: Option<String>,
+        /// `text`: an aligned table; `markdown`: a table for a document; `json`: for machines.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Render a plan saved with `plan --out` (text, Markdown or JSON), without contacting any service.
+    Show {
+        /// The saved plan (JSON).
+        file: PathBuf,
+        /// `text` as plan prints it, `markdown` for a comment, `json` as `plan --format json`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// List every pending invitation in JSON (by default: their count and the oldest).
+        #[arg(long)]
+        show_pending: bool,
+        /// Most characters of `--format markdown` output; 0: no limit.
+        #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
+        markdown_budget: usize,
+    },
+    /// Print a shell completion script (e.g. `teamform completions bash > /etc/bash_completion.d/teamform`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the team service locally over HTTP.
     Serve {
+        /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`.

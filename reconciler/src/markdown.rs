@@ -36,7 +36,8 @@ pub struct Section<'a> {
     /// The team file the plan comes from, when there are several.
     pub file: Option<&'a str>,
     pub plan: &'a Plan,
-    /// Canonical YAML of the live team (empty for a new team).
+    /// Canonical YAML of the live team (empty for a new team; both sides
+    /// empty, as for a saved plan: no diff is shown).
     pub live_yaml: &'a str,
     pub desired_yaml: &'a str,
 }
@@ -281,7 +282,9 @@ fn prepare(section: &Section<'_>) -> Prepared {
     for note in &plan.notes {
         let _ = write!(tail, "\n> **Note:** {}\n", md_escape(note));
     }
-    let diff = (!plan.is_empty()).then(|| {
+    // No files at all (a saved plan): no diff to show.
+    let files = !(section.live_yaml.is_empty() && section.desired_yaml.is_empty());
+    let diff = (!plan.is_empty() && files).then(|| {
         TextDiff::from_lines(section.live_yaml, section.desired_yaml)
             .unified_diff()
             .context_radius(3)

@@ -86,6 +86,17 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Export { team } => export(g, &team).await,
         Command::Catalog { preset, format } => catalog_cmd(g, preset.as_deref(), format).await,
+        Command::Show {
+            file,
+            format,
+            show_pending,
+            markdown_budget,
+        } => show(g, &file, format, show_pending, markdown_budget),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "teamform", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
         Command::Serve {
             addr,
             store,
@@ -487,6 +498,50 @@ fn total_line(planned: &[(String, Planned)], failed: usize) -> String {
         planned.len() + failed,
         line.replacen("Plan: ", "", 1)
     )
+}
+
+/// `teamform show`: a saved plan rendered as `plan` would have, minus the
+/// YAML diff (a saved plan holds the changes, not the files).
+fn show(
+    g: &Global,
+    file: &Path,
+    format: Format,
+    show_pending: bool,
+    markdown_budget: usize,
+) -> Result<u8> {
+    let source = read(file)?;
+    let saved = load_saved(&source).ok_or_else(|| {
+        anyhow!(
+            "{} is not a plan saved with `teamform plan --out`",
+            file.display()
+        )
+    })?;
+    let plan = &saved.plan;
+    match format {
+        Format::Text => print!(
+            "{}",
+            ensure_newline(render::plan_text(plan, color_enabled(g)))
+        ),
+        Format::Markdown => {
+            let section = markdown::Section {
+                file: None,
+                plan,
+                live_yaml: "",
+                desired_yaml: "",
+            };
+            let options = markdown::Options {
+                budget: (markdown_budget > 0).then_some(markdown_budget),
+                full_plan: None,
+            };
+            let shown = markdown::comment(&[section], &[], &options);
+            print!("{}", ensure_newline(shown.text));
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::plan_json_with(plan, show_pending))?
+        ),
+    }
+    Ok(EXIT_OK)
 }
 
 fn load_saved(source: &str) -> Option<SavedPlan> {
