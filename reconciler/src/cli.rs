@@ -47,16 +47,26 @@ pub struct Global {
 pub enum Command {
     /// Check team.yaml files without contacting any service.
     Validate {
+        /// Team files, and directories searched for them (every *.yaml or
+        /// *.yml file with a top-level `team:` field).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `json`: one document with every file's result.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Show what apply would change. Never writes.
     Plan {
+        /// Team files, and directories searched for them (every *.yaml or
+        /// *.yml file with a top-level `team:` field).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Save the plan, bound to the live version, for `apply PLAN`.
+        /// Save the plan, bound to the live version, for `apply PLAN` (one file only).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `markdown`: one pull-request comment for all the files; `json`:
+        /// the plan, or for several files (or a directory) one document
+        /// with every plan, the files that failed and the total counts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
@@ -65,22 +75,44 @@ pub enum Command {
         /// Allow more removals than the default 25% of members: a count or a percentage.
         #[arg(long, value_parser = parse_limit)]
         max_removals: Option<RemovalLimit>,
+        /// Most characters of `--format markdown` output (a pull-request
+        /// comment); the longest groups of changes are cut to fit, each
+        /// saying how many it leaves out. 0: no limit.
+        #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
+        markdown_budget: usize,
+        /// List every pending invitation in JSON (by default: their count and the oldest).
+        #[arg(long)]
+        show_pending: bool,
+        /// Also write the full Markdown plan, without the budget, to FILE.
+        #[arg(long, value_name = "FILE")]
+        markdown_out: Option<PathBuf>,
+        /// Where the full plan can be read (a CI run's page with the
+        /// `--out`/`--markdown-out` artifacts); the Markdown links it when it
+        /// leaves something out.
+        #[arg(long, value_name = "URL")]
+        full_plan_url: Option<String>,
     },
     /// Apply team.yaml files, or a plan saved with `plan --out`.
     Apply {
+        /// Team files, directories searched for them, or plans saved with `plan --out`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Apply without asking.
         #[arg(long)]
         auto_approve: bool,
+        /// Allow more removals than the default 25% of members: a count or a percentage.
         #[arg(long, value_parser = parse_limit)]
         max_removals: Option<RemovalLimit>,
         /// Let the plan remove the person whose token applies it (refused otherwise).
         #[arg(long)]
         allow_self_removal: bool,
+        /// `json`: one document with each file's plan and outcome (needs --auto-approve).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Print a team's live state as team.yaml.
     Export {
+        /// The team to export.
         #[arg(long)]
         team: String,
     },
@@ -89,11 +121,33 @@ pub enum Command {
         /// A preset to show instead of the service's catalog.
         #[arg(long)]
         preset: Option<String>,
+        /// `text`: an aligned table; `markdown`: a table for a document; `json`: for machines.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Render a plan saved with `plan --out` (text, Markdown or JSON), without contacting any service.
+    Show {
+        /// The saved plan (JSON).
+        file: PathBuf,
+        /// `text` as plan prints it, `markdown` for a comment, `json` as `plan --format json`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// List every pending invitation in JSON (by default: their count and the oldest).
+        #[arg(long)]
+        show_pending: bool,
+        /// Most characters of `--format markdown` output; 0: no limit.
+        #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
+        markdown_budget: usize,
+    },
+    /// Print a shell completion script (e.g. `teamform completions bash > /etc/bash_completion.d/teamform`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the team service locally over HTTP.
     Serve {
+        /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`.
@@ -127,6 +181,13 @@ pub enum Command {
 pub enum Format {
     Text,
     Markdown,
+    Json,
+}
+
+/// Output of commands that have no Markdown form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
     Json,
 }
 

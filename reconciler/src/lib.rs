@@ -4,6 +4,9 @@
 
 pub mod cli;
 pub mod client;
+pub mod export;
+pub mod files;
+pub mod markdown;
 pub mod render;
 pub mod run;
 pub mod serve;

@@ -11,7 +11,6 @@
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
-use similar::TextDiff;
 use teamform_core::catalog::Catalog;
 use teamform_core::change::Change;
 use teamform_core::model::{CustomRole, Roles, Settings, TeamId, Timestamp};
@@ -29,7 +28,7 @@ const BOLD_GREEN: &str = "\x1b[1;32m";
 
 /// What a change does, as its leading symbol says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Symbol {
+pub(crate) enum Symbol {
     Add,
     Change,
     Remove,
@@ -38,7 +37,7 @@ enum Symbol {
 
 impl Symbol {
     // No wildcard arm: a new kind of change must choose its symbol.
-    fn of(change: &Change) -> Symbol {
+    pub(crate) fn of(change: &Change) -> Symbol {
         match change {
             Change::CreateTeam { .. }
             | Change::CreateRole { .. }
@@ -56,7 +55,7 @@ impl Symbol {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Symbol::Add => "+",
             Symbol::Change => "~",
@@ -80,7 +79,7 @@ type Escape = fn(&str) -> String;
 
 /// What describing a change needs besides the change.
 #[derive(Clone, Copy)]
-struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// Absent when a change is described on its own.
     team: Option<&'a TeamId>,
     now: Timestamp,
@@ -102,7 +101,7 @@ impl<'a> Context<'a> {
         Self::of(plan, str::to_owned)
     }
 
-    fn markdown(plan: &'a Plan) -> Self {
+    pub(crate) fn markdown(plan: &'a Plan) -> Self {
         Self::of(plan, md_escape)
     }
 
@@ -126,7 +125,7 @@ impl<'a> Context<'a> {
 
 /// One line of wording for a change, without its symbol: the same words in
 /// the terminal, in Markdown and in JSON `summary`.
-fn describe(change: &Change, cx: &Context<'_>) -> String {
+pub(crate) fn describe(change: &Change, cx: &Context<'_>) -> String {
     match change {
         Change::CreateTeam {
             display_name,
@@ -302,7 +301,7 @@ fn settings_delta(from: &Settings, to: &Settings) -> String {
 }
 
 /// How long before `now` something happened, in whole days.
-fn age(now: Timestamp, then: Timestamp) -> String {
+pub(crate) fn age(now: Timestamp, then: Timestamp) -> String {
     let since = now.signed_duration_since(then);
     // Past times round down ("sent 2 days ago"), future ones up ("expires in
     // 15 days" for a link made a moment ago), so neither reads as shorter.
@@ -329,7 +328,7 @@ fn paint(color: bool, code: &str, s: &str) -> String {
 }
 
 /// `Plan: 3 to add, 2 to change, 1 to remove, 1 ownership transfer.`
-fn summary_line(counts: Counts) -> String {
+pub(crate) fn summary_line(counts: Counts) -> String {
     let Counts {
         add,
         change,
@@ -401,7 +400,7 @@ pub fn plan_text(plan: &Plan, color: bool) -> String {
 
 /// One line on the invitations that wait and are not drift, with the age of
 /// the oldest, so that a reviewer sees invitations nobody accepts.
-fn pending_line(plan: &Plan) -> Option<String> {
+pub(crate) fn pending_line(plan: &Plan) -> Option<String> {
     let oldest = plan.pending.first()?;
     let n = plan.pending.len();
     let what = if n == 1 {
@@ -417,76 +416,20 @@ fn pending_line(plan: &Plan) -> Option<String> {
     ))
 }
 
-/// A pull-request comment: heading, counts, the changes, the refusal if any,
-/// and a collapsed unified diff of the live and desired team.yaml (both
-/// canonical YAML, so the diff shows meaning rather than formatting).
+/// A pull-request comment for one plan, in full (no size budget): see
+/// [`crate::markdown`] for the layout and for comments under a budget.
 pub fn plan_markdown(plan: &Plan, live_yaml: &str, desired_yaml: &str) -> String {
-    let cx = Context::markdown(plan);
-    let mut out = format!("### teamform plan for `{}`\n\n", plan.team);
-    if plan.is_empty() {
-        out.push_str("No changes.\n");
-    } else {
-        match plan.base_version {
-            0 => out.push_str("The team does not exist yet: this plan creates it.\n\n"),
-            n => {
-                let _ = write!(out, "Computed against live version {n}.\n\n");
-            }
-        }
-        let Counts {
-            add,
-            change,
-            remove,
-            transfer,
-        } = plan.counts();
-        out.push_str("| Action | Count |\n| --- | ---: |\n");
-        let _ = writeln!(out, "| Add | {add} |");
-        let _ = writeln!(out, "| Change | {change} |");
-        let _ = writeln!(out, "| Remove | {remove} |");
-        let _ = writeln!(out, "| Ownership transfer | {transfer} |");
-        out.push('\n');
-        for change in &plan.changes {
-            let _ = writeln!(
-                out,
-                "- `{}` {}",
-                Symbol::of(change).as_str(),
-                describe(change, &cx)
-            );
-        }
-    }
-    if let Some(line) = pending_line(plan) {
-        let _ = write!(out, "\n{}\n", md_escape(&line));
-    }
-    for note in &plan.notes {
-        let _ = write!(out, "\n> **Note:** {}\n", md_escape(note));
-    }
-    if let Some(refusal) = plan.refusal() {
-        // Our own wording, code spans included: not escaped.
-        let _ = write!(out, "\n> **Refused:** {refusal}\n");
-    }
-    if !plan.is_empty() {
-        out.push_str("\n<details><summary>Diff of live vs desired team.yaml</summary>\n\n");
-        let diff = TextDiff::from_lines(live_yaml, desired_yaml)
-            .unified_diff()
-            .context_radius(3)
-            .header("live", "desired")
-            .to_string();
-        if diff.is_empty() {
-            out.push_str("The files are the same; the changes come from live state team.yaml does not show, such as expired invitations.\n");
-        } else {
-            let fence = "`".repeat(longest_backtick_run(&diff).saturating_add(1).max(3));
-            let _ = write!(out, "{fence}diff\n{diff}");
-            if !diff.ends_with('\n') {
-                out.push('\n');
-            }
-            let _ = writeln!(out, "{fence}");
-        }
-        out.push_str("\n</details>\n");
-    }
-    out
+    let section = crate::markdown::Section {
+        file: None,
+        plan,
+        live_yaml,
+        desired_yaml,
+    };
+    crate::markdown::comment(&[section], &[], &crate::markdown::Options::default()).text
 }
 
 /// The longest run of backticks, so that a fence around `s` is longer.
-fn longest_backtick_run(s: &str) -> usize {
+pub(crate) fn longest_backtick_run(s: &str) -> usize {
     let (mut longest, mut run) = (0usize, 0usize);
     for c in s.chars() {
         run = if c == '`' { run.saturating_add(1) } else { 0 };
@@ -496,7 +439,7 @@ fn longest_backtick_run(s: &str) -> usize {
 }
 
 /// Backslash-escapes what Markdown or inline HTML would interpret.
-fn md_escape(s: &str) -> String {
+pub(crate) fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -530,8 +473,14 @@ fn object<'k>(pairs: impl IntoIterator<Item = (&'k str, Value)>) -> Value {
 }
 
 /// The plan for machines: each change as core serializes it, plus its
-/// `symbol` and its `summary` in the terminal's words.
+/// `symbol` and its `summary` in the terminal's words. Pending invitations
+/// as a count and the oldest; see [`plan_json_with`] for all of them.
 pub fn plan_json(plan: &Plan) -> Value {
+    plan_json_with(plan, false)
+}
+
+/// [`plan_json`], with every pending invitation listed when `show_pending`.
+pub fn plan_json_with(plan: &Plan, show_pending: bool) -> Value {
     let cx = Context::text(plan);
     let changes: Vec<Value> = plan
         .changes
@@ -583,30 +532,36 @@ pub fn plan_json(plan: &Plan) -> Value {
             "notes",
             Value::Array(plan.notes.iter().map(|n| Value::from(n.as_str())).collect()),
         ),
-        (
-            "pending_invitations",
-            Value::Array(
-                plan.pending
-                    .iter()
-                    .map(|p| {
-                        object([
-                            ("email", Value::from(p.email.as_str())),
-                            ("created_at", Value::from(p.created_at.to_rfc3339())),
-                            ("expires_at", Value::from(p.expires_at.to_rfc3339())),
-                            (
-                                "age_days",
-                                Value::from(
-                                    plan.generated_at
-                                        .signed_duration_since(p.created_at)
-                                        .num_days(),
-                                ),
-                            ),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("pending_invitations", pending_json(plan, show_pending)),
     ])
+}
+
+/// Pending invitations: their count and the oldest (a big team can have
+/// thousands), and with `all` every one of them under `list`, oldest first.
+fn pending_json(plan: &Plan, all: bool) -> Value {
+    let one = |p: &teamform_core::plan::PendingInvitation| {
+        object([
+            ("email", Value::from(p.email.as_str())),
+            ("created_at", Value::from(p.created_at.to_rfc3339())),
+            ("expires_at", Value::from(p.expires_at.to_rfc3339())),
+            (
+                "age_days",
+                Value::from(
+                    plan.generated_at
+                        .signed_duration_since(p.created_at)
+                        .num_days(),
+                ),
+            ),
+        ])
+    };
+    let mut fields = vec![
+        ("count", Value::from(plan.pending.len())),
+        ("oldest", plan.pending.first().map_or(Value::Null, one)),
+    ];
+    if all {
+        fields.push(("list", Value::Array(plan.pending.iter().map(one).collect())));
+    }
+    object(fields)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use teamform_core::plan::{LimitSource, PlanOptions, plan_with};
 use teamform_core::spec::{TeamSpec, declared_catalog};
 use teamform_core::{Catalog, Change, Plan, RemovalLimit, TeamId, TeamState};
 
-use crate::cli::{Cli, Command, Format, Global};
+use crate::cli::{Cli, Command, Format, Global, OutputFormat};
 use crate::client::Client;
-use crate::render;
+use crate::{files, markdown, render};
 
 /// Changes sent per request; each request is atomic at one version.
 const BATCH: usize = 500;
@@ -37,39 +38,65 @@ const SAVED_KIND: &str = "teamform-plan";
 pub async fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Command::Validate { files } => validate(g, &files),
+        Command::Validate { files, format } => {
+            let several = files.len() > 1 || files::names_a_directory(&files);
+            let files = files::expand(&files)?;
+            validate(g, &files, format, several)
+        }
         Command::Plan {
             files,
             out,
             format,
             detailed_exitcode,
             max_removals,
+            show_pending,
+            markdown_budget,
+            markdown_out,
+            full_plan_url,
         } => {
-            plan_cmd(
-                g,
-                &files,
-                out.as_deref(),
+            let args = PlanArgs {
+                out,
                 format,
-                detailed_exitcode,
+                detailed: detailed_exitcode,
                 max_removals,
-            )
-            .await
+                show_pending,
+                markdown_budget,
+                markdown_out,
+                full_plan_url,
+            };
+            let several = files.len() > 1 || files::names_a_directory(&files);
+            let files = files::expand(&files)?;
+            plan_cmd(g, &files, &args, several).await
         }
         Command::Apply {
             files,
             auto_approve,
             max_removals,
             allow_self_removal,
+            format,
         } => {
             let options = ApplyOptions {
                 auto_approve,
                 max_removals,
                 allow_self_removal,
+                format,
             };
+            let files = files::expand(&files)?;
             apply_cmd(g, &files, options).await
         }
         Command::Export { team } => export(g, &team).await,
         Command::Catalog { preset, format } => catalog_cmd(g, preset.as_deref(), format).await,
+        Command::Show {
+            file,
+            format,
+            show_pending,
+            markdown_budget,
+        } => show(g, &file, format, show_pending, markdown_budget),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "teamform", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
         Command::Serve {
             addr,
             store,
@@ -127,37 +154,91 @@ async fn connect(g: &Global, declared: Option<&str>) -> Result<(Client, Catalog)
     }
 }
 
-fn validate(g: &Global, files: &[PathBuf]) -> Result<u8> {
-    let mut code = EXIT_OK;
+fn validate(g: &Global, files: &[PathBuf], format: OutputFormat, several: bool) -> Result<u8> {
+    let text = format == OutputFormat::Text;
+    let mut results: Vec<Value> = Vec::new();
+    let (mut good, mut bad) = (0usize, 0usize);
     for file in files {
+        let name = file.display().to_string();
         let source = match read(file) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e:#}");
-                code = EXIT_ERROR;
+                bad += 1;
+                results.push(json!({"file": name, "ok": false, "errors": [{"file": name, "message": format!("{e:#}")}]}));
                 continue;
             }
         };
-        let catalog = local_catalog(g, declared_catalog(&source).as_deref())?;
-        match TeamSpec::parse(&file.display().to_string(), &source, &catalog) {
-            Ok(spec) => println!(
-                "{}: ok (team {}, owner {}, {} members, catalog {})",
-                file.display(),
-                spec.team,
-                spec.owner,
-                spec.members.len(),
-                catalog.name
-            ),
+        let catalog = match local_catalog(g, declared_catalog(&source).as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                bad += 1;
+                results.push(json!({"file": name, "ok": false, "errors": [{"file": name, "message": format!("{e:#}")}]}));
+                continue;
+            }
+        };
+        match TeamSpec::parse(&name, &source, &catalog) {
+            Ok(spec) => {
+                good += 1;
+                if text {
+                    println!(
+                        "{name}: ok (team {}, owner {}, {} members, catalog {})",
+                        spec.team,
+                        spec.owner,
+                        spec.members.len(),
+                        catalog.name
+                    );
+                }
+                results.push(json!({
+                    "file": name,
+                    "ok": true,
+                    "team": spec.team.as_str(),
+                    "owner": spec.owner.as_str(),
+                    "members": spec.members.len(),
+                    "catalog": catalog.name,
+                }));
+            }
             Err(diags) => {
+                bad += 1;
                 for d in &diags.0 {
                     eprintln!("{d}");
                 }
-                eprintln!("{}: {} error(s)", file.display(), diags.0.len());
-                code = EXIT_ERROR;
+                eprintln!("{name}: {} error(s)", diags.0.len());
+                let errors: Vec<Value> = diags
+                    .0
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "file": d.file,
+                            "line": d.loc.line,
+                            "column": d.loc.col,
+                            "message": d.message,
+                        })
+                    })
+                    .collect();
+                results.push(json!({"file": name, "ok": false, "errors": errors}));
             }
         }
     }
-    Ok(code)
+    match format {
+        OutputFormat::Text if several => {
+            println!(
+                "Validated {} file(s): {good} ok, {bad} with errors.",
+                files.len()
+            );
+        }
+        OutputFormat::Text => {}
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "kind": "teamform-validation",
+                "ok": bad == 0,
+                "files": results,
+            }))?
+        ),
+    }
+    Ok(if bad == 0 { EXIT_OK } else { EXIT_ERROR })
 }
 
 /// Everything one file's plan needs, read before anything is printed.
@@ -246,56 +327,225 @@ fn ensure_newline(mut s: String) -> String {
     s
 }
 
-async fn plan_cmd(
-    g: &Global,
-    files: &[PathBuf],
-    out: Option<&Path>,
+/// What `plan` was told beyond its files.
+#[derive(Debug)]
+struct PlanArgs {
+    out: Option<PathBuf>,
     format: Format,
     detailed: bool,
     max_removals: Option<RemovalLimit>,
-) -> Result<u8> {
-    if out.is_some() && files.len() != 1 {
+    show_pending: bool,
+    markdown_budget: usize,
+    markdown_out: Option<PathBuf>,
+    full_plan_url: Option<String>,
+}
+
+async fn plan_cmd(g: &Global, files: &[PathBuf], args: &PlanArgs, several: bool) -> Result<u8> {
+    if args.out.is_some() && files.len() != 1 {
         bail!("--out saves the plan of exactly one file");
     }
     let color = color_enabled(g);
-    let mut any_changes = false;
-    let mut failed = false;
+    let mut planned: Vec<(String, Planned)> = Vec::new();
+    let mut failures: Vec<(String, String)> = Vec::new();
     for file in files {
-        let planned = match plan_file(g, file, max_removals).await {
-            Ok(p) => p,
+        let name = file.display().to_string();
+        match plan_file(g, file, args.max_removals).await {
+            Ok(p) => planned.push((name, p)),
             Err(e) => {
                 eprintln!("{e:#}");
-                failed = true;
-                continue;
+                failures.push((name, format!("{e:#}")));
             }
-        };
-        print_plan(&planned, format, color);
-        any_changes |= !planned.plan.is_empty();
-        if planned.plan.refusal().is_some() {
-            failed = true;
         }
-        if let Some(out) = out {
-            let saved = SavedPlan {
-                kind: SAVED_KIND.into(),
-                catalog: planned.catalog.name.clone(),
-                plan: planned.plan,
+    }
+    if args.format != Format::Text {
+        // The document on stdout is for a machine or a comment; a person
+        // watching the run still sees why it fails.
+        for (_, p) in &planned {
+            if let Some(why) = p.plan.refusal() {
+                eprintln!("team {}: refused: {why}", p.plan.team);
+            }
+        }
+    }
+    match args.format {
+        Format::Text => {
+            for (_, p) in &planned {
+                print_plan(p, Format::Text, color);
+            }
+            if several {
+                println!("{}", total_line(&planned, failures.len()));
+            }
+        }
+        Format::Markdown => {
+            let several = planned.len() + failures.len() > 1;
+            let sections: Vec<markdown::Section<'_>> = planned
+                .iter()
+                .map(|(file, p)| markdown::Section {
+                    file: several.then_some(file.as_str()),
+                    plan: &p.plan,
+                    live_yaml: &p.live_yaml,
+                    desired_yaml: &p.desired_yaml,
+                })
+                .collect();
+            let failed: Vec<markdown::Failure<'_>> = failures
+                .iter()
+                .map(|(file, message)| markdown::Failure { file, message })
+                .collect();
+            let full_plan = match (&args.full_plan_url, &args.markdown_out, &args.out) {
+                (Some(url), _, _) => Some(format!("[the full plan]({url})")),
+                (None, Some(md), _) => {
+                    Some(format!("`{}`", md.display().to_string().replace('`', "'")))
+                }
+                (None, None, Some(json)) => Some(format!(
+                    "`{}`",
+                    json.display().to_string().replace('`', "'")
+                )),
+                (None, None, None) => None,
             };
-            let text = serde_json::to_string_pretty(&saved)?;
-            std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!(
-                "Saved the plan to {}. Apply it with: teamform apply {}",
-                out.display(),
-                out.display()
-            );
+            let budget = (args.markdown_budget > 0).then_some(args.markdown_budget);
+            let options = markdown::Options { budget, full_plan };
+            let shown = markdown::comment(&sections, &failed, &options);
+            print!("{}", ensure_newline(shown.text));
+            if let Some(path) = &args.markdown_out {
+                let full = markdown::comment(&sections, &failed, &markdown::Options::default());
+                std::fs::write(path, ensure_newline(full.text))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
         }
+        Format::Json if !several => {
+            for (_, p) in &planned {
+                let json = render::plan_json_with(&p.plan, args.show_pending);
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            }
+        }
+        Format::Json => {
+            let plans: Vec<Value> = planned
+                .iter()
+                .map(|(file, p)| {
+                    let mut json = render::plan_json_with(&p.plan, args.show_pending);
+                    if let Value::Object(fields) = &mut json {
+                        fields.insert("file".into(), Value::from(file.as_str()));
+                    }
+                    json
+                })
+                .collect();
+            let failed: Vec<Value> = failures
+                .iter()
+                .map(|(file, error)| json!({"file": file, "error": error}))
+                .collect();
+            let total = totals(planned.iter().map(|(_, p)| &p.plan));
+            let doc = json!({
+                "kind": "teamform-plans",
+                "format_version": teamform_core::plan::FORMAT_VERSION,
+                "counts": {
+                    "add": total.add,
+                    "change": total.change,
+                    "remove": total.remove,
+                    "transfer": total.transfer,
+                },
+                "refused": planned.iter().filter(|(_, p)| p.plan.refusal().is_some()).count(),
+                "plans": plans,
+                "failures": failed,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+    }
+    let any_changes = planned.iter().any(|(_, p)| !p.plan.is_empty());
+    let failed = !failures.is_empty() || planned.iter().any(|(_, p)| p.plan.refusal().is_some());
+    if let (Some(out), Some((_, p))) = (&args.out, planned.into_iter().next()) {
+        let saved = SavedPlan {
+            kind: SAVED_KIND.into(),
+            catalog: p.catalog.name.clone(),
+            plan: p.plan,
+        };
+        let text = serde_json::to_string_pretty(&saved)?;
+        std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}. Apply it with: teamform apply {}",
+            out.display(),
+            out.display()
+        );
     }
     Ok(if failed {
         EXIT_ERROR
-    } else if detailed && any_changes {
+    } else if args.detailed && any_changes {
         EXIT_CHANGES
     } else {
         EXIT_OK
     })
+}
+
+/// The counts of several plans added up.
+fn totals<'a>(plans: impl Iterator<Item = &'a Plan>) -> teamform_core::plan::Counts {
+    let mut total = teamform_core::plan::Counts::default();
+    for plan in plans {
+        let c = plan.counts();
+        total.add += c.add;
+        total.change += c.change;
+        total.remove += c.remove;
+        total.transfer += c.transfer;
+    }
+    total
+}
+
+/// One summary for several files: the counts added up, then how many teams
+/// have changes, were refused, and how many files failed.
+fn total_line(planned: &[(String, Planned)], failed: usize) -> String {
+    let total = totals(planned.iter().map(|(_, p)| &p.plan));
+    let line = render::summary_line(total);
+    let changed = planned.iter().filter(|(_, p)| !p.plan.is_empty()).count();
+    let refused = planned
+        .iter()
+        .filter(|(_, p)| p.plan.refusal().is_some())
+        .count();
+    format!(
+        "\nTotal for {} file(s): {} {changed} team(s) with changes, {refused} refused, {failed} file(s) failed.",
+        planned.len() + failed,
+        line.replacen("Plan: ", "", 1)
+    )
+}
+
+/// `teamform show`: a saved plan rendered as `plan` would have, minus the
+/// YAML diff (a saved plan holds the changes, not the files).
+fn show(
+    g: &Global,
+    file: &Path,
+    format: Format,
+    show_pending: bool,
+    markdown_budget: usize,
+) -> Result<u8> {
+    let source = read(file)?;
+    let saved = load_saved(&source).ok_or_else(|| {
+        anyhow!(
+            "{} is not a plan saved with `teamform plan --out`",
+            file.display()
+        )
+    })?;
+    let plan = &saved.plan;
+    match format {
+        Format::Text => print!(
+            "{}",
+            ensure_newline(render::plan_text(plan, color_enabled(g)))
+        ),
+        Format::Markdown => {
+            let section = markdown::Section {
+                file: None,
+                plan,
+                live_yaml: "",
+                desired_yaml: "",
+            };
+            let options = markdown::Options {
+                budget: (markdown_budget > 0).then_some(markdown_budget),
+                full_plan: None,
+            };
+            let shown = markdown::comment(&[section], &[], &options);
+            print!("{}", ensure_newline(shown.text));
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::plan_json_with(plan, show_pending))?
+        ),
+    }
+    Ok(EXIT_OK)
 }
 
 fn load_saved(source: &str) -> Option<SavedPlan> {
@@ -309,6 +559,19 @@ struct ApplyOptions {
     auto_approve: bool,
     max_removals: Option<RemovalLimit>,
     allow_self_removal: bool,
+    format: OutputFormat,
+}
+
+/// How applying one file ended, for the JSON document.
+fn outcome(file: &str, plan: Option<&Plan>, status: &str) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("file".into(), Value::from(file));
+    fields.insert("status".into(), Value::from(status));
+    if let Some(plan) = plan {
+        fields.insert("team".into(), Value::from(plan.team.as_str()));
+        fields.insert("plan".into(), render::plan_json(plan));
+    }
+    fields
 }
 
 async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Result<u8> {
@@ -316,30 +579,50 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
         auto_approve,
         max_removals,
         allow_self_removal,
+        format,
     } = options;
+    let text = format == OutputFormat::Text;
+    if !text && !auto_approve {
+        bail!("apply --format json does not ask for confirmation: pass --auto-approve");
+    }
     let color = color_enabled(g);
     let mut code = EXIT_OK;
+    let mut results: Vec<Value> = Vec::new();
     for file in files {
-        let source = read(file)?;
-        let mut planned = match load_saved(&source) {
-            Some(saved) => {
-                let (client, catalog) = connect(g, Some(&saved.catalog)).await?;
-                Planned {
+        let name = file.display().to_string();
+        let mut fail = |status: &str, plan: Option<&Plan>, error: String| {
+            eprintln!("{error}");
+            let mut fields = outcome(&name, plan, status);
+            fields.insert("error".into(), Value::from(error));
+            results.push(Value::Object(fields));
+        };
+        let source = match read(file) {
+            Ok(s) => s,
+            Err(e) => {
+                fail("error", None, format!("{e:#}"));
+                code = EXIT_ERROR;
+                continue;
+            }
+        };
+        let planned = match load_saved(&source) {
+            Some(saved) => connect(g, Some(&saved.catalog))
+                .await
+                .map(|(client, catalog)| Planned {
                     client,
                     catalog,
                     plan: saved.plan,
                     live_yaml: String::new(),
                     desired_yaml: String::new(),
-                }
+                }),
+            None => plan_file(g, file, max_removals).await,
+        };
+        let mut planned = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                fail("error", None, format!("{e:#}"));
+                code = EXIT_ERROR;
+                continue;
             }
-            None => match plan_file(g, file, max_removals).await {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    code = EXIT_ERROR;
-                    continue;
-                }
-            },
         };
         if let Some(limit) = max_removals {
             let guard = &mut planned.plan.removals;
@@ -347,23 +630,95 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
             guard.source = LimitSource::Flag;
             guard.allowed = limit.allowed(guard.members);
         }
-        print_plan(&planned, Format::Text, color);
-        if planned.plan.is_empty() {
+        let plan = &planned.plan;
+        if text {
+            print_plan(&planned, Format::Text, color);
+        }
+        if plan.is_empty() {
+            results.push(Value::Object(outcome(&name, Some(plan), "no_changes")));
             continue;
         }
-        if let Some(why) = planned.plan.refusal() {
-            eprintln!("Apply refused: {why}");
+        if let Some(why) = plan.refusal() {
+            fail("refused", Some(plan), format!("Apply refused: {why}"));
             code = EXIT_ERROR;
             continue;
         }
-        if !auto_approve && !confirm(&planned.plan.team)? {
-            eprintln!("Apply cancelled.");
+        if !auto_approve && !confirm(&plan.team)? {
+            fail("cancelled", Some(plan), "Apply cancelled.".into());
             code = EXIT_ERROR;
             continue;
         }
-        if !execute(&planned.client, &planned.plan, allow_self_removal).await? {
-            code = EXIT_ERROR;
+        match execute(&planned.client, plan, allow_self_removal).await {
+            Ok(done) => {
+                let failed: Vec<Value> = done
+                    .failures
+                    .iter()
+                    .map(|(change, why)| {
+                        json!({
+                            "change": render::change_line(change, plan.generated_at),
+                            "error": why,
+                        })
+                    })
+                    .collect();
+                if done.failures.is_empty() {
+                    if text {
+                        println!(
+                            "Apply complete: {} change(s) applied to team {} (now at version {}).",
+                            done.applied, plan.team, done.version
+                        );
+                    }
+                } else {
+                    code = EXIT_ERROR;
+                    if text {
+                        println!(
+                            "Applied {} change(s) to team {}; {} failed:",
+                            done.applied,
+                            plan.team,
+                            done.failures.len()
+                        );
+                    }
+                    for (change, why) in &done.failures {
+                        let line = render::change_line(change, plan.generated_at);
+                        eprintln!("  failed: {line}: {why}");
+                    }
+                }
+                let status = if done.failures.is_empty() {
+                    "applied"
+                } else {
+                    "partly_applied"
+                };
+                let mut fields = outcome(&name, Some(plan), status);
+                fields.insert("applied".into(), Value::from(done.applied));
+                fields.insert("version".into(), Value::from(done.version));
+                fields.insert("failures".into(), Value::Array(failed));
+                results.push(Value::Object(fields));
+            }
+            Err(e) => {
+                fail("error", Some(plan), format!("{e:#}"));
+                code = EXIT_ERROR;
+            }
         }
+    }
+    match format {
+        OutputFormat::Text if files.len() > 1 => {
+            let count = |status: &str| results.iter().filter(|r| r["status"] == status).count();
+            println!(
+                "\nApplied {} file(s): {} applied, {} without changes, {} with errors.",
+                files.len(),
+                count("applied"),
+                count("no_changes"),
+                files.len() - count("applied") - count("no_changes")
+            );
+        }
+        OutputFormat::Text => {}
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "kind": "teamform-apply",
+                "ok": code == EXIT_OK,
+                "results": results,
+            }))?
+        ),
     }
     Ok(code)
 }
@@ -381,11 +736,19 @@ fn confirm(team: &TeamId) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
+/// What `execute` did: changes applied, the version reached, and the
+/// changes the service refused with its reason.
+struct Executed {
+    applied: usize,
+    version: u64,
+    failures: Vec<(Change, String)>,
+}
+
 /// Sends the plan in atomic batches chained by version. A change the service
 /// refuses is reported and left out, and the rest of its batch is sent again,
 /// so one run reports every failing change; running apply again converges.
 /// Stops at once when the team changed underneath (a stale plan).
-async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Result<bool> {
+async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Result<Executed> {
     let mut version = plan.base_version;
     let mut failures: Vec<(Change, String)> = Vec::new();
     let mut applied = 0;
@@ -418,34 +781,20 @@ async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Resu
             }
         }
     }
-    if failures.is_empty() {
-        println!(
-            "Apply complete: {applied} change(s) applied to team {} (now at version {version}).",
-            plan.team
-        );
-        Ok(true)
-    } else {
-        println!(
-            "Applied {applied} change(s) to team {}; {} failed:",
-            plan.team,
-            failures.len()
-        );
-        for (change, why) in &failures {
-            let line = render::change_line(change, plan.generated_at);
-            eprintln!("  failed: {line}: {why}");
-        }
-        Ok(false)
-    }
+    Ok(Executed {
+        applied,
+        version,
+        failures,
+    })
 }
 
 async fn export(g: &Global, team: &str) -> Result<u8> {
     let team = TeamId::parse(team)?;
     let (client, _) = connect(g, None).await?;
-    let live = client
-        .state(&team)
+    let yaml = crate::export::export(&client, &team)
         .await?
         .ok_or_else(|| anyhow!("team {team} does not exist at {}", client.describe))?;
-    print!("{}", TeamSpec::from_state(&live).to_yaml());
+    print!("{yaml}");
     Ok(EXIT_OK)
 }
 

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration};
 use teamform::render::{
-    catalog_json, catalog_markdown, catalog_text, change_line, plan_json, plan_markdown, plan_text,
+    catalog_json, catalog_markdown, catalog_text, change_line, plan_json, plan_json_with,
+    plan_markdown, plan_text,
 };
 use teamform_core::model::{CustomRole, Invitation, Member, Roles, Settings};
 use teamform_core::plan::{LimitSource, PlanOptions, RemovalGuard, plan_with};
@@ -406,7 +407,9 @@ fn empty_plan_says_the_team_matches() {
     let markdown = p.markdown();
     assert_eq!(
         markdown.trim_end(),
-        format!("### teamform plan for `acme`\n\nNo changes.\n\n{pending}")
+        format!(
+            "**Plan: 0 to add, 0 to change, 0 to remove.**\n\n### Team `acme`\n\nNo changes: the team matches its file.\n\n{pending}"
+        )
     );
     insta::assert_snapshot!("plan_markdown_empty", markdown);
     insta::assert_json_snapshot!("plan_json_empty", plan_json(&p.plan));
@@ -429,7 +432,7 @@ fn refused_plan_ends_with_the_reason() {
 
     let markdown = p.markdown();
     assert!(
-        markdown.contains(&format!("> **Refused:** {refusal}")),
+        markdown.contains(&format!("> **Refused** (team `acme`): {refusal}")),
         "{markdown}"
     );
     insta::assert_snapshot!("plan_markdown_refused", markdown);
@@ -678,4 +681,29 @@ fn a_link_sent_a_moment_ago_expires_in_its_full_ttl() {
         text.contains("was sent today and expires in 15 days"),
         "{text}"
     );
+}
+
+#[test]
+fn plan_json_counts_pending_invitations_and_lists_them_only_when_asked() {
+    let mut p = unchanged();
+    let first = p.plan.pending[0].clone();
+    for i in 0..3 {
+        let mut later = first.clone();
+        later.email = email(&format!("later{i}@acme.com"));
+        later.created_at = first.created_at + Duration::days(1);
+        p.plan.pending.push(later);
+    }
+    let short = plan_json(&p.plan);
+    assert_eq!(short["pending_invitations"]["count"], 4);
+    assert_eq!(
+        short["pending_invitations"]["oldest"]["email"],
+        "carol@acme.com"
+    );
+    assert_eq!(short["pending_invitations"]["oldest"]["age_days"], 4);
+    assert!(short["pending_invitations"].get("list").is_none());
+    let full = plan_json_with(&p.plan, true);
+    let list = full["pending_invitations"]["list"].as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[3]["email"], "later2@acme.com");
+    assert_eq!(full["pending_invitations"]["oldest"], list[0]);
 }

@@ -227,6 +227,15 @@ fn removing_thirty_percent_is_refused_until_the_limit_is_raised() {
     write(dir.path(), "team.yaml", &team_yaml(&TEN[3..]));
     let plan = teamform(dir.path(), &["plan", &file], &[]);
     assert_eq!(plan.code, 1, "{}", plan.stdout);
+    // Markdown goes to a comment; the refusal is said on stderr as well.
+    let md = teamform(dir.path(), &["plan", &file, "--format", "markdown"], &[]);
+    assert_eq!(md.code, 1);
+    assert!(
+        md.stdout.contains("> **Refused** (team `acme`)"),
+        "{}",
+        md.stdout
+    );
+    assert!(md.stderr.contains("removal limit is 2"), "{}", md.stderr);
     let apply = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
     assert_eq!(apply.code, 1);
     assert!(
@@ -330,7 +339,37 @@ fn markdown_and_json_plans_carry_summary_diff_and_format_version() {
     );
     let md = teamform(dir.path(), &["plan", &file, "--format", "markdown"], &[]);
     ok(&md);
-    assert!(md.stdout.contains("| Action | Count |"), "{}", md.stdout);
+    assert!(
+        md.stdout
+            .starts_with("**Plan: 0 to add, 1 to change, 0 to remove.**\n"),
+        "{}",
+        md.stdout
+    );
+    // Under a small budget the comment is cut; the full one is saved.
+    let full = dir.path().join("plan.md");
+    let cut = teamform(
+        dir.path(),
+        &[
+            "plan",
+            &file,
+            "--format",
+            "markdown",
+            "--markdown-budget",
+            "400",
+            "--markdown-out",
+            &full.display().to_string(),
+        ],
+        &[],
+    );
+    ok(&cut);
+    assert!(
+        cut.stdout.trim_end().chars().count() <= 400,
+        "{}",
+        cut.stdout
+    );
+    assert!(cut.stdout.contains("lines of YAML diff"), "{}", cut.stdout);
+    let saved = std::fs::read_to_string(&full).expect("--markdown-out file");
+    assert_eq!(saved, md.stdout, "the saved plan is the whole comment");
     assert!(
         md.stdout.contains("<details>")
             && md.stdout.contains("-    roles: [viewer]")
