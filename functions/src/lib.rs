@@ -1,6 +1,7 @@
 //! teamform-functions: the team service. One axum router (`http::app`) over a
 //! `Store`, hosted by Lambda, by `teamform serve`, or in-process.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod code;

@@ -116,6 +116,30 @@ pub enum Command {
         #[arg(long)]
         team: String,
     },
+    /// Print a team's audit trail, oldest first, filtered.
+    Audit {
+        /// The team whose trail to print.
+        #[arg(long)]
+        team: String,
+        /// Only records by this actor (`user:EMAIL`, `api-key:ID`, `local-owner`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only records of this action (`invite`, `change_roles`, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only records about this person, role or API key.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only records at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// `jsonl`: one JSON record per line; `csv`: a header row, then one row per record.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+        format: AuditFormat,
+    },
     /// Print the roles x permissions matrix.
     Catalog {
         /// A preset to show instead of the service's catalog.
@@ -175,6 +199,12 @@ pub enum Command {
         )]
         oidc_audience: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

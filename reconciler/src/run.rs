@@ -85,6 +85,24 @@ pub async fn run(cli: Cli) -> Result<u8> {
             apply_cmd(g, &files, options).await
         }
         Command::Export { team } => export(g, &team).await,
+        Command::Audit {
+            team,
+            actor,
+            action,
+            subject,
+            since,
+            until,
+            format,
+        } => {
+            let filters = [
+                ("actor", actor),
+                ("action", action),
+                ("subject", subject),
+                ("since", since),
+                ("until", until),
+            ];
+            audit(g, &team, &filters, format).await
+        }
         Command::Catalog { preset, format } => catalog_cmd(g, preset.as_deref(), format).await,
         Command::Show {
             file,
@@ -796,6 +814,52 @@ async fn export(g: &Global, team: &str) -> Result<u8> {
         .ok_or_else(|| anyhow!("team {team} does not exist at {}", client.describe))?;
     print!("{yaml}");
     Ok(EXIT_OK)
+}
+
+/// Reads the whole filtered trail page by page (the service reads a
+/// bounded stretch per request) and prints it as it comes.
+async fn audit(
+    g: &Global,
+    team: &str,
+    filters: &[(&str, Option<String>)],
+    format: crate::cli::AuditFormat,
+) -> Result<u8> {
+    let team = TeamId::parse(team)?;
+    let (client, _) = connect(g, None).await?;
+    let mut query = String::new();
+    for (name, value) in filters {
+        if let Some(v) = value {
+            query.push_str(&format!(
+                "&{name}={}",
+                teamform_functions::oidc::form_encode(v)
+            ));
+        }
+    }
+    let mut cursor: Option<String> = None;
+    let mut header = true;
+    loop {
+        let mut path = format!("/teams/{team}/audit?limit=1000{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!(
+                "&cursor={}",
+                teamform_functions::oidc::form_encode(c)
+            ));
+        }
+        let page = client.get(&path).await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let text = match format {
+            crate::cli::AuditFormat::Jsonl => teamform_functions::audit::write_jsonl(&items),
+            crate::cli::AuditFormat::Csv => {
+                teamform_functions::audit::write_csv(&items, header).map_err(|e| anyhow!(e))?
+            }
+        };
+        header = false;
+        print!("{text}");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(EXIT_OK),
+        }
+    }
 }
 
 async fn catalog_cmd(g: &Global, preset: Option<&str>, format: Format) -> Result<u8> {

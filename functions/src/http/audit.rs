@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use teamform_core::Timestamp;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,25 +15,72 @@ use super::docs::{Internal, LacksPermission, TeamNotFound, Unauthenticated};
 use super::error::ApiError;
 use super::extract::{Caller, Params, TeamPath};
 use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
+use crate::audit::{AuditFilter, write_csv, write_jsonl};
 use crate::openapi::schema::{self, Problem};
-use crate::store::PageRequest;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(audit))
+    OpenApiRouter::new()
+        .routes(routes!(audit))
+        .routes(routes!(audit_export))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct PageParams {
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+/// The query parameters of a page or an export: the filter's, and the
+/// route's own. One struct per route so that an unknown parameter is refused.
+macro_rules! audit_params {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+            /// Only records by this actor, as recorded (`user:EMAIL`,
+            /// `api-key:ID`, `local-owner`).
+            #[param(max_length = 300)]
+            actor: Option<String>,
+            /// Only records of this action (`invite`, `change_roles`,
+            /// `accept_invitation`, `create_api_key`, ...).
+            #[param(max_length = 100)]
+            action: Option<String>,
+            /// Only records about this person (email, without case), role or key.
+            #[param(max_length = 300)]
+            subject: Option<String>,
+            /// Only records at or after this time (RFC 3339).
+            #[param(value_type = Option<String>, format = DateTime)]
+            since: Option<Timestamp>,
+            /// Only records before this time (RFC 3339).
+            #[param(value_type = Option<String>, format = DateTime)]
+            until: Option<Timestamp>,
+        }
+
+        impl $name {
+            fn filter(&self) -> AuditFilter {
+                AuditFilter {
+                    actor: self.actor.clone(),
+                    action: self.action.clone(),
+                    subject: self.subject.clone(),
+                    since: self.since,
+                    until: self.until,
+                }
+            }
+        }
+    };
 }
 
-/// The team's audit trail, oldest first, one page at a time.
+audit_params! {
+    struct PageParams {
+        /// Page size, 1 to 1000 (default 100).
+        #[param(minimum = 1, maximum = 1000)]
+        limit: Option<usize>,
+        /// `next_cursor` of the previous page.
+        cursor: Option<String>,
+    }
+}
+
+/// The team's audit trail, oldest first, one page at a time, filtered by
+/// actor, action, subject and time. A filtered page may hold fewer records
+/// than `limit` (each request reads a bounded stretch of the trail): follow
+/// `next_cursor` until it is absent.
 #[utoipa::path(
     get,
     path = "/teams/{team}/audit",
@@ -51,24 +99,77 @@ async fn audit(
     TeamPath(team): TeamPath,
     Params(p): Params<PageParams>,
 ) -> Result<Response, ApiError> {
-    let page = PageRequest {
-        limit: Some(page_limit(p.limit)?),
-        after: decode_cursor(p.cursor.as_deref())?,
-    };
-    let page = state.service.audit(&team, &who, page).await?;
-    let items: Vec<Value> = page
-        .items
-        .into_iter()
-        .map(|i| {
-            let mut attrs = i.attrs;
-            attrs.remove("type");
-            attrs.insert("id".into(), i.sk.into());
-            Value::Object(attrs)
-        })
-        .collect();
+    let limit = page_limit(p.limit)?;
+    let after = decode_cursor(p.cursor.as_deref())?;
+    let page = state
+        .service
+        .audit_page(&team, &who, &p.filter(), limit, after)
+        .await?;
     Ok(Json(ListPage {
-        items,
+        items: page.items,
         next_cursor: page.next.as_deref().map(encode_cursor),
     })
     .into_response())
+}
+
+audit_params! {
+    struct ExportParams {
+        /// `jsonl` (one JSON record per line) or `csv` (a header row, then
+        /// id, version, at, actor, action, subject, change as JSON).
+        format: ExportFormat,
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// The whole (filtered) audit trail in one answer, oldest first, as JSON
+/// Lines or CSV.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/audit/export",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(TeamPath, ExportParams),
+    responses(
+        (status = 200, description = "Every matching record (needs `team.audit.read`)", content(
+            (String = "application/jsonl"),
+            (String = "text/csv"),
+        )),
+        (status = 422, description = "`validation_failed`: a bad query parameter (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated, LacksPermission, TeamNotFound, Internal
+    )
+)]
+async fn audit_export(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    Params(p): Params<ExportParams>,
+) -> Result<Response, ApiError> {
+    let filter = p.filter();
+    let mut records = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .service
+            .audit_page(&team, &who, &filter, 1000, after)
+            .await?;
+        records.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let (content_type, body) = match p.format {
+        ExportFormat::Jsonl => ("application/jsonl", write_jsonl(&records)),
+        ExportFormat::Csv => (
+            "text/csv; charset=utf-8",
+            write_csv(&records, true).map_err(|e| ApiError::internal(&e))?,
+        ),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
