@@ -107,7 +107,7 @@ impl Service {
         let mut cursor = after;
         let mut read = 0;
         loop {
-            let want = (limit - out.len()).max(100).min(1000);
+            let want = (limit - out.len()).clamp(100, 1000);
             let page = self
                 .store()
                 .query(
