@@ -132,6 +132,45 @@ impl Client {
         body: Option<&Value>,
         if_match: Option<u64>,
     ) -> Result<(StatusCode, Option<u64>, Value), ClientError> {
+        let (status, version, bytes) = self.call_raw(method, path, body, if_match).await?;
+        let value = self.json(status, &bytes)?;
+        Ok((status, version, value))
+    }
+
+    /// A successful body read as `T` straight from its bytes (a team's whole
+    /// state is large: no `Value` tree in between).
+    async fn call_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let (status, _, bytes) = self.call_raw(method, path, None, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol(format!("HTTP {status} from {}: {e}", self.describe))
+        })
+    }
+
+    fn json(&self, status: StatusCode, bytes: &[u8]) -> Result<Value, ClientError> {
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(bytes).map_err(|_| {
+            ClientError::Protocol(format!(
+                "HTTP {status} with a body that is not JSON from {}",
+                self.describe
+            ))
+        })
+    }
+
+    /// One request; returns status, ETag version and the body's bytes of a
+    /// success. Problem responses become `ClientError::Api`.
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+    ) -> Result<(StatusCode, Option<u64>, axum::body::Bytes), ClientError> {
         let (status, etag, bytes) = match &self.transport {
             Transport::InProcess(router) => {
                 let mut req = Request::builder().method(method).uri(path);
@@ -161,8 +200,7 @@ impl Client {
                     .collect()
                     .await
                     .map_err(|e| ClientError::Protocol(e.to_string()))?
-                    .to_bytes()
-                    .to_vec();
+                    .to_bytes();
                 (status, etag, bytes)
             }
             Transport::Remote { base, token, http } => {
@@ -186,29 +224,16 @@ impl Client {
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let bytes = res
-                    .bytes()
-                    .await
-                    .map_err(|e| ClientError::Transport {
-                        endpoint: base.clone(),
-                        message: e.to_string(),
-                    })?
-                    .to_vec();
+                let bytes = res.bytes().await.map_err(|e| ClientError::Transport {
+                    endpoint: base.clone(),
+                    message: e.to_string(),
+                })?;
                 (status, etag, bytes)
             }
         };
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|_| {
-                ClientError::Protocol(format!(
-                    "HTTP {status} with a body that is not JSON from {}",
-                    self.describe
-                ))
-            })?
-        };
         let version = etag.and_then(|e| e.trim_start_matches("W/").trim_matches('"').parse().ok());
         if !status.is_success() {
+            let value = self.json(status, &bytes)?;
             let text = |k: &str| {
                 value
                     .get(k)
@@ -231,7 +256,7 @@ impl Client {
                 body: value,
             });
         }
-        Ok((status, version, value))
+        Ok((status, version, bytes))
     }
 
     fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ClientError> {
@@ -246,10 +271,10 @@ impl Client {
     /// The live team, or `None` when it does not exist (or is not visible).
     pub async fn state(&self, team: &TeamId) -> Result<Option<TeamState>, ClientError> {
         match self
-            .call(Method::GET, &format!("/teams/{team}/state"), None, None)
+            .call_as(Method::GET, &format!("/teams/{team}/state"))
             .await
         {
-            Ok((_, _, v)) => Self::parse(v).map(Some),
+            Ok(state) => Ok(Some(state)),
             Err(e) if e.code() == Some("not_found") => Ok(None),
             Err(e) => Err(e),
         }

@@ -165,7 +165,13 @@ struct Planned {
     desired_yaml: String,
 }
 
-async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) -> Result<Planned> {
+/// `with_yaml`: also write the live and desired team.yaml (for markdown).
+async fn plan_file(
+    g: &Global,
+    file: &Path,
+    max_removals: Option<RemovalLimit>,
+    with_yaml: bool,
+) -> Result<Planned> {
     let source = read(file)?;
     let (client, catalog) = connect(g, declared_catalog(&source).as_deref()).await?;
     let spec = TeamSpec::parse(&file.display().to_string(), &source, &catalog)
@@ -185,18 +191,29 @@ async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) 
             spec.team
         );
     }
-    let absent = || TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
-    let state = live.clone().unwrap_or_else(absent);
-    let plan = plan_with(&spec, &state, &catalog, now, PlanOptions { max_removals });
-    let live_yaml = live
-        .map(|l| live_as_managed(&l, &spec).to_yaml())
-        .unwrap_or_default();
+    let options = PlanOptions { max_removals };
+    let plan = match &live {
+        Some(state) => plan_with(&spec, state, &catalog, now, options),
+        None => {
+            let absent = TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
+            plan_with(&spec, &absent, &catalog, now, options)
+        }
+    };
+    // Only the markdown rendering shows the two files side by side.
+    let (live_yaml, desired_yaml) = if with_yaml {
+        let live_yaml = live
+            .map(|l| live_as_managed(&l, &spec).to_yaml())
+            .unwrap_or_default();
+        (live_yaml, spec.to_yaml())
+    } else {
+        (String::new(), String::new())
+    };
     Ok(Planned {
         client,
         catalog,
         plan,
         live_yaml,
-        desired_yaml: spec.to_yaml(),
+        desired_yaml,
     })
 }
 
@@ -257,7 +274,8 @@ async fn plan_cmd(
     let mut any_changes = false;
     let mut failed = false;
     for file in files {
-        let planned = match plan_file(g, file, max_removals).await {
+        let with_yaml = matches!(format, Format::Markdown);
+        let planned = match plan_file(g, file, max_removals, with_yaml).await {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("{e:#}");
@@ -328,7 +346,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
                     desired_yaml: String::new(),
                 }
             }
-            None => match plan_file(g, file, max_removals).await {
+            None => match plan_file(g, file, max_removals, false).await {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("{e:#}");
