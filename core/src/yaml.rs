@@ -108,9 +108,9 @@ pub enum Data {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Box<str>),
-    Seq(Box<[Node]>),
-    Map(Box<[(Node, Node)]>),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
     /// A list or mapping with a tag outside the core schema: the tag and the node.
     Tagged(Box<(Box<str>, Node)>),
     /// A scalar its core-schema tag does not admit (`!!int x`), or an empty document.
@@ -185,7 +185,7 @@ enum KeyId {
     Bool(bool),
     Int(i64),
     Float(u64),
-    Str(Box<str>),
+    Str(String),
 }
 
 fn key_id(data: &Data) -> Option<KeyId> {
@@ -257,7 +257,7 @@ impl Builder<'_, '_> {
             Some(ScalarOwned::Boolean(b)) => Data::Bool(b),
             Some(ScalarOwned::Integer(i)) => Data::Int(i),
             Some(ScalarOwned::FloatingPoint(f)) => Data::Float(f.into_inner()),
-            Some(ScalarOwned::String(s)) => Data::Str(s.into_boxed_str()),
+            Some(ScalarOwned::String(s)) => Data::Str(s),
         }
     }
 
@@ -292,8 +292,8 @@ impl Builder<'_, '_> {
             return Ok(());
         };
         let data = match frame.open {
-            Open::Seq { items, .. } => Data::Seq(items.into_boxed_slice()),
-            Open::Map { entries, .. } => Data::Map(entries.into_boxed_slice()),
+            Open::Seq { items, .. } => Data::Seq(items),
+            Open::Map { entries, .. } => Data::Map(entries),
         };
         let mut node = Node::at(frame.mark, data);
         if let Some(tag) = frame.tag {
