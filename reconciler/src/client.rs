@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use teamform_core::{Catalog, Change, TeamId, TeamState};
 use teamform_functions::api::{Anonymous, AppState, app};
+use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
 use teamform_functions::mail::OutboxDir;
-use teamform_functions::service::{Applied, Service};
+use teamform_functions::service::{Applied, Service, ServiceError};
 use teamform_functions::store::StoreError;
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -55,7 +56,9 @@ impl ClientError {
 }
 
 enum Transport {
-    InProcess(Router),
+    /// The router, and its service for the one read that skips HTTP (the
+    /// whole team, see `Client::state`).
+    InProcess(Router, Arc<Service>),
     Remote {
         base: String,
         token: Option<String>,
@@ -98,9 +101,9 @@ impl Client {
     /// The router in-process over SQLite at `state`, acting as the local owner.
     pub async fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
         let service = local_service(state, catalog, "http://localhost").await?;
-        let router = app(AppState::new(service, Anonymous::LocalOwner));
+        let router = app(AppState::new(Arc::clone(&service), Anonymous::LocalOwner));
         Ok(Client {
-            transport: Transport::InProcess(router),
+            transport: Transport::InProcess(router, service),
             describe: format!("embedded store {}", state.display()),
         })
     }
@@ -172,7 +175,7 @@ impl Client {
         if_match: Option<u64>,
     ) -> Result<(StatusCode, Option<u64>, axum::body::Bytes), ClientError> {
         let (status, etag, bytes) = match &self.transport {
-            Transport::InProcess(router) => {
+            Transport::InProcess(router, _) => {
                 let mut req = Request::builder().method(method).uri(path);
                 if let Some(v) = if_match {
                     req = req.header(header::IF_MATCH, format!("\"{v}\""));
@@ -269,7 +272,20 @@ impl Client {
     }
 
     /// The live team, or `None` when it does not exist (or is not visible).
+    ///
+    /// In-process, the team is read from the service as the router's
+    /// handler reads it, for the local owner the router would see, but not
+    /// written to JSON and read back: a large team would be held three times
+    /// over (the state, its text, the state again). Any error is asked again
+    /// over the router, so it reads exactly as the HTTP answer.
     pub async fn state(&self, team: &TeamId) -> Result<Option<TeamState>, ClientError> {
+        if let Transport::InProcess(_, service) = &self.transport {
+            match service.whole_state(team, &Principal::LocalOwner).await {
+                Ok(state) => return Ok(Some(state)),
+                Err(ServiceError::NotFound) => return Ok(None),
+                Err(_) => {}
+            }
+        }
         match self
             .call_as(Method::GET, &format!("/teams/{team}/state"))
             .await
