@@ -290,7 +290,7 @@ impl Catalog {
         let mut roles_node = None;
         let mut perm_node = None;
         for (key, _loc, value) in yaml::mapping(&root, "the catalog", Some(&fields), &mut c) {
-            match key.as_str() {
+            match key {
                 "name" => catalog.name = yaml::string(value, "`name`", &mut c).unwrap_or_default(),
                 "description" => {
                     catalog.description =
@@ -324,7 +324,7 @@ impl Catalog {
             for (id, loc, value) in yaml::mapping(node, "`permissions`", None, &mut c) {
                 let label = yaml::string(value, &format!("the label of `{id}`"), &mut c)
                     .unwrap_or_default();
-                match Permission::parse(&id) {
+                match Permission::parse(id) {
                     Err(e) => c.error(loc, e.to_string()),
                     // A catalog may give a service permission its product's wording.
                     Ok(p) if p.is_service() => match catalog
@@ -359,7 +359,7 @@ impl Catalog {
         });
         if let Some(node) = roles_node {
             for (name, loc, value) in yaml::mapping(node, "`roles`", None, &mut c) {
-                let role = match RoleName::parse(&name) {
+                let role = match RoleName::parse(name) {
                     Ok(r) if r.is_owner() => {
                         c.error(loc, "`owner` is built in: it holds every permission and cannot be redefined");
                         continue;

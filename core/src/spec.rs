@@ -15,7 +15,7 @@ use crate::catalog::{Catalog, Permission, RoleName};
 use crate::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
 use crate::model::{CustomRole, Email, Roles, Settings, TeamId, TeamState};
 use crate::plan::RemovalLimit;
-use crate::yaml::{self, Collector, Diagnostics, Loc};
+use crate::yaml::{self, Collector, Data, Diagnostics, Loc, Node};
 
 pub const SPEC_VERSION: i64 = 1;
 
@@ -79,29 +79,54 @@ const TOP_FIELDS: &[&str] = &[
 /// before the full parse because roles are checked against it. `None` when
 /// absent or unreadable (the full parse reports the problem).
 pub fn declared_catalog(source: &str) -> Option<String> {
-    let root = yaml::parse("", source).ok()?;
-    let saphyr::YamlDataOwned::Mapping(map) = &root.data else {
-        return None;
-    };
-    map.iter().find_map(|(k, v)| match (&k.data, &v.data) {
-        (
-            saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::String(k)),
-            saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::String(v)),
-        ) if k == "catalog" => Some(v.clone()),
-        _ => None,
-    })
+    yaml::top_level_string(source, "catalog")
 }
 
 impl TeamSpec {
     /// Reads team.yaml against a catalog. Reports every error at once.
+    ///
+    /// The `members` list is converted item by item as it is read, never held
+    /// whole as a YAML tree, when `owner` and `roles` (which members are
+    /// checked against) come before it, as in the canonical form; a file
+    /// listing them after `members` is read a second time, as a whole tree.
     pub fn parse(file: &str, source: &str, catalog: &Catalog) -> Result<TeamSpec, Diagnostics> {
-        let root = yaml::parse(file, source)?;
         let mut c = Collector::new(file);
-        let root_loc = yaml::loc_of(&root);
-        let top = yaml::mapping(&root, "team.yaml", Some(TOP_FIELDS), &mut c);
+        let mut stream = MemberStream::new(catalog);
+        let root = yaml::parse_streaming(file, source, Some("members"), &mut |before, item| {
+            stream.item(before, &item, &mut c)
+        })?;
+        if !stream.started {
+            return Self::convert(&root, catalog, c, None);
+        }
+        let keys: Vec<&str> = match &root.data {
+            Data::Map(entries) => entries
+                .iter()
+                .filter_map(|(k, _)| yaml::str_of(k))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let at = |key: &str| keys.iter().position(|k| *k == key);
+        let late = |key: &str| at(key).is_some_and(|i| at("members").is_some_and(|m| i > m));
+        if late("owner") || late("roles") {
+            let root = yaml::parse(file, source)?;
+            return Self::convert(&root, catalog, Collector::new(file), None);
+        }
+        Self::convert(&root, catalog, c, Some(stream))
+    }
+
+    /// Converts the tree of a whole file; `streamed` holds what was
+    /// converted while reading (then `members` is an empty list in the tree).
+    fn convert(
+        root: &Node,
+        catalog: &Catalog,
+        mut c: Collector,
+        streamed: Option<MemberStream<'_>>,
+    ) -> Result<TeamSpec, Diagnostics> {
+        let root_loc = yaml::loc_of(root);
+        let top = yaml::mapping(root, "team.yaml", Some(TOP_FIELDS), &mut c);
         let field = |name: &str| {
             top.iter()
-                .find(|(k, ..)| k == name)
+                .find(|(k, ..)| *k == name)
                 .map(|(_, loc, v)| (*loc, *v))
         };
 
@@ -152,23 +177,36 @@ impl TeamSpec {
             }
             Some(s)
         });
-        let owner = match field("owner") {
-            None => {
-                c.error(root_loc, "missing field `owner` (exactly one email)");
-                None
+        let (owner, roles, members) = match streamed {
+            Some(s) => {
+                if field("owner").is_none() {
+                    c.error(root_loc, "missing field `owner` (exactly one email)");
+                }
+                (s.owner, s.roles, s.members.members)
             }
-            Some((_, v)) => parse_email(v, "`owner`", &mut c),
+            None => {
+                let owner = match field("owner") {
+                    None => {
+                        c.error(root_loc, "missing field `owner` (exactly one email)");
+                        None
+                    }
+                    Some((_, v)) => parse_email(v, "`owner`", &mut c),
+                };
+                let roles = field("roles").map(|(_, v)| parse_roles(v, catalog, &mut c));
+                let no_roles = BTreeMap::new();
+                let custom = roles.as_ref().unwrap_or(&no_roles);
+                let mut members = Members::default();
+                if let Some((_, v)) = field("members")
+                    && !yaml::is_null(v)
+                {
+                    for entry in yaml::sequence(v, "`members`", &mut c) {
+                        members.entry(entry, owner.as_ref(), catalog, custom, &mut c);
+                    }
+                }
+                (owner, roles, members.members)
+            }
         };
         let settings = field("settings").map(|(_, v)| parse_settings(v, &mut c));
-        let roles = field("roles").map(|(_, v)| parse_roles(v, catalog, &mut c));
-        let no_roles = BTreeMap::new();
-        let custom = roles.as_ref().unwrap_or(&no_roles);
-        let members = match field("members") {
-            Some((_, v)) if !yaml::is_null(v) => {
-                parse_members(v, owner.as_ref(), catalog, custom, &mut c)
-            }
-            _ => BTreeMap::new(),
-        };
         let policy = field("policy")
             .map(|(_, v)| parse_policy(v, &mut c))
             .unwrap_or_default();
@@ -284,9 +322,9 @@ impl TeamSpec {
     }
 }
 
-fn parse_email(node: &saphyr::MarkedYamlOwned, what: &str, c: &mut Collector) -> Option<Email> {
-    let s = yaml::string(node, what, c)?;
-    match Email::parse(&s) {
+fn parse_email(node: &Node, what: &str, c: &mut Collector) -> Option<Email> {
+    let s = yaml::text(node, what, c)?;
+    match Email::parse(s) {
         Ok(e) => Some(e),
         Err(e) => {
             c.error(yaml::loc_of(node), e.to_string());
@@ -295,11 +333,11 @@ fn parse_email(node: &saphyr::MarkedYamlOwned, what: &str, c: &mut Collector) ->
     }
 }
 
-fn parse_settings(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Settings {
+fn parse_settings(node: &Node, c: &mut Collector) -> Settings {
     let mut settings = Settings::default();
     let fields = ["require_2fa", "invitation_ttl_days", "seat_limit"];
     for (key, _, v) in yaml::mapping(node, "`settings`", Some(&fields), c) {
-        match key.as_str() {
+        match key {
             "require_2fa" => {
                 settings.require_2fa = yaml::boolean(v, "`require_2fa`", c).unwrap_or(false)
             }
@@ -338,7 +376,7 @@ fn parse_settings(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Settings
 }
 
 fn parse_roles(
-    node: &saphyr::MarkedYamlOwned,
+    node: &Node,
     catalog: &Catalog,
     c: &mut Collector,
 ) -> BTreeMap<RoleName, CustomRole> {
@@ -352,7 +390,7 @@ fn parse_roles(
         return roles;
     }
     for (name, loc, value) in entries {
-        let role_name = match RoleName::parse(&name) {
+        let role_name = match RoleName::parse(name) {
             Ok(r) if r.is_owner() || catalog.has_role(&r) => {
                 c.error(
                     loc,
@@ -469,19 +507,66 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-fn parse_members(
-    node: &saphyr::MarkedYamlOwned,
-    owner: Option<&Email>,
-    catalog: &Catalog,
-    custom: &BTreeMap<RoleName, CustomRole>,
-    c: &mut Collector,
-) -> BTreeMap<Email, MemberSpec> {
-    let mut members = BTreeMap::new();
-    let mut first_seen: HashMap<String, Loc> = HashMap::new();
-    for entry in yaml::sequence(node, "`members`", c) {
+/// The members read so far, and where each email was first listed.
+#[derive(Default)]
+struct Members {
+    members: BTreeMap<Email, MemberSpec>,
+    first_seen: HashMap<String, Loc>,
+}
+
+/// `members` read item by item as the file streams by: `owner` and `roles`
+/// are converted from the entries before the list when its first item comes.
+struct MemberStream<'k> {
+    catalog: &'k Catalog,
+    started: bool,
+    owner: Option<Email>,
+    roles: Option<BTreeMap<RoleName, CustomRole>>,
+    no_roles: BTreeMap<RoleName, CustomRole>,
+    members: Members,
+}
+
+impl<'k> MemberStream<'k> {
+    fn new(catalog: &'k Catalog) -> Self {
+        Self {
+            catalog,
+            started: false,
+            owner: None,
+            roles: None,
+            no_roles: BTreeMap::new(),
+            members: Members::default(),
+        }
+    }
+
+    fn item(&mut self, before: &[(Node, Node)], entry: &Node, c: &mut Collector) {
+        if !self.started {
+            self.started = true;
+            for (k, v) in before {
+                match yaml::str_of(k) {
+                    Some("owner") => self.owner = parse_email(v, "`owner`", c),
+                    Some("roles") => self.roles = Some(parse_roles(v, self.catalog, c)),
+                    _ => {}
+                }
+            }
+        }
+        let custom = self.roles.as_ref().unwrap_or(&self.no_roles);
+        self.members
+            .entry(entry, self.owner.as_ref(), self.catalog, custom, c);
+    }
+}
+
+impl Members {
+    /// Reads one item of `members`.
+    fn entry(
+        &mut self,
+        entry: &Node,
+        owner: Option<&Email>,
+        catalog: &Catalog,
+        custom: &BTreeMap<RoleName, CustomRole>,
+        c: &mut Collector,
+    ) {
         let fields = ["email", "name", "roles"];
         let map = yaml::mapping(entry, "a member", Some(&fields), c);
-        let get = |name: &str| map.iter().find(|(k, ..)| k == name).map(|(_, _, v)| *v);
+        let get = |name: &str| map.iter().find(|(k, ..)| *k == name).map(|(_, _, v)| *v);
         let email = match get("email") {
             None => {
                 c.error(yaml::loc_of(entry), "member needs an `email`");
@@ -496,14 +581,14 @@ fn parse_members(
                     );
                     return None;
                 }
-                if let Some(first) = first_seen.get(e.key()) {
+                if let Some(first) = self.first_seen.get(e.key()) {
                     c.error(
                         here,
                         format!("duplicate member {e} (first listed at line {})", first.line),
                     );
                     return None;
                 }
-                first_seen.insert(e.key().to_owned(), here);
+                self.first_seen.insert(e.key().to_owned(), here);
                 Some(e)
             }),
         };
@@ -522,15 +607,15 @@ fn parse_members(
             ),
             Some(v) => {
                 let items = yaml::sequence(v, "`roles`", c);
-                if items.is_empty() && matches!(v.data, saphyr::YamlDataOwned::Sequence(_)) {
+                if items.is_empty() && matches!(v.data, Data::Seq(_)) {
                     c.error(yaml::loc_of(v), "a member needs at least one role");
                 }
                 for r in items {
-                    let Some(s) = yaml::string(r, "a role", c) else {
+                    let Some(s) = yaml::text(r, "a role", c) else {
                         continue;
                     };
                     let here = yaml::loc_of(r);
-                    match RoleName::parse(&s) {
+                    match RoleName::parse(s) {
                         Ok(role) if role.is_owner() => {
                             c.error(here, "`owner` is not assigned in `members`; set `owner:` to transfer ownership")
                         }
@@ -539,7 +624,7 @@ fn parse_members(
                                 c.error(here, format!("role `{s}` is listed twice"));
                             }
                         }
-                        _ => c.error(here, unknown_role_message(&s, catalog, custom)),
+                        _ => c.error(here, unknown_role_message(s, catalog, custom)),
                     }
                 }
                 if roles.len() > 1 && !catalog.multiple_roles {
@@ -555,16 +640,16 @@ fn parse_members(
             }
         }
         if let Some(email) = email {
-            members.insert(email.clone(), MemberSpec { email, name, roles });
+            self.members
+                .insert(email.clone(), MemberSpec { email, name, roles });
         }
     }
-    members
 }
 
-fn parse_policy(node: &saphyr::MarkedYamlOwned, c: &mut Collector) -> Policy {
+fn parse_policy(node: &Node, c: &mut Collector) -> Policy {
     let mut policy = Policy::default();
     for (key, _, v) in yaml::mapping(node, "`policy`", Some(&["unmanaged", "max_removals"]), c) {
-        match key.as_str() {
+        match key {
             "unmanaged" => match yaml::string(v, "`unmanaged`", c).as_deref() {
                 Some("remove") => policy.unmanaged = Unmanaged::Remove,
                 Some("ignore") => policy.unmanaged = Unmanaged::Ignore,

@@ -573,3 +573,165 @@ fn absent_sections_are_not_managed() {
     assert_eq!(spec.display_name, None);
     assert_eq!(spec.policy, Policy::default());
 }
+
+/// `owner` and `roles` after `members`: the streamed reading cannot check
+/// members against them as it goes, so the file is read again whole; the
+/// result is the same as in the canonical order.
+#[test]
+fn owner_and_roles_after_members_read_as_in_canonical_order() {
+    let canonical = "\
+version: 1
+team: acme
+owner: alice@acme.com
+roles:
+  release-manager:
+    permissions: [apps.read]
+members:
+  - email: bob@acme.com
+    roles: [release-manager]
+  - email: carol@acme.com
+    roles: [developer]
+";
+    let reordered = "\
+version: 1
+team: acme
+members:
+  - email: bob@acme.com
+    roles: [release-manager]
+  - email: carol@acme.com
+    roles: [developer]
+roles:
+  release-manager:
+    permissions: [apps.read]
+owner: alice@acme.com
+";
+    let catalog = standard();
+    let spec = parse_ok(canonical, &catalog);
+    assert_eq!(spec, parse_ok(reordered, &catalog));
+    assert!(
+        spec.members[&email("bob@acme.com")]
+            .roles
+            .contains(&role("release-manager"))
+    );
+
+    // The owner listed as a member is found whichever comes first.
+    let owner_last = "\
+version: 1
+team: acme
+members:
+  - email: Alice@acme.com
+    roles: [developer]
+  - email: bob@acme.com
+    roles: [nope]
+owner: alice@acme.com
+";
+    let d = parse_err(owner_last, &standard());
+    assert_eq!(lines(&d), [4, 7], "{d}");
+    assert!(d.0[0].message.contains("is the owner"), "{d}");
+    assert!(d.0[1].message.contains("unknown role `nope`"), "{d}");
+}
+
+/// Errors found while `members` streams by and errors in the fields around
+/// it come out together, in file order.
+#[test]
+fn errors_in_streamed_members_and_other_fields_come_out_in_order() {
+    let source = "\
+version: 2
+team: acme
+owner: alice@acme.com
+members:
+  - email: bob@acme.com
+    roles: [admin, admin]
+  - email: not-an-email
+    roles: [viewer]
+  - roles: [viewer]
+policy:
+  unmanaged: sometimes
+";
+    let d = parse_err(source, &standard());
+    assert_eq!(lines(&d), [1, 6, 7, 9, 11], "{d}");
+    assert!(d.0[1].message.contains("listed twice"), "{d}");
+    assert!(d.0[3].message.contains("needs an `email`"), "{d}");
+}
+
+/// A key given twice in one mapping is an error at the second one, not a
+/// silent choice of one value.
+#[test]
+fn a_key_given_twice_is_an_error_at_its_second_place() {
+    let source = "\
+version: 1
+team: acme
+owner: alice@acme.com
+members:
+  - email: bob@acme.com
+    roles: [admin]
+    email: carol@acme.com
+";
+    let d = parse_err(source, &standard());
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!((d.0[0].loc.line, d.0[0].loc.col), (7, 5), "{d}");
+    assert!(d.0[0].message.contains("duplicated key"), "{d}");
+}
+
+/// Aliases read as their anchors, placed where the alias is; nested
+/// aliases that would expand to billions of nodes are refused at once.
+#[test]
+fn aliases_expand_within_a_budget() {
+    let source = "\
+version: 1
+team: acme
+owner: alice@acme.com
+members:
+  - email: bob@acme.com
+    roles: &dev [developer]
+  - email: carol@acme.com
+    roles: *dev
+  - email: dan@acme.com
+    roles: *nope
+";
+    let d = parse_err(source, &standard());
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].loc.line, 10, "{d}");
+    let fixed = source.replace("*nope", "*dev");
+    let spec = parse_ok(&fixed, &standard());
+    assert_eq!(spec.members.len(), 3);
+    assert!(
+        spec.members
+            .values()
+            .all(|m| m.roles.contains(&role("developer")))
+    );
+
+    let mut bomb = String::from(
+        "version: 1\nteam: acme\nowner: alice@acme.com\nx0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n",
+    );
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        let _ = writeln!(bomb, "x{i}: &a{i} [{refs}]");
+    }
+    let started = std::time::Instant::now();
+    let d = parse_err(&bomb, &standard());
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert!(d.0[0].message.contains("alias expansion"), "{d}");
+    assert!(started.elapsed().as_secs() < 5, "refused quickly");
+}
+
+/// The catalog a file names is found without reading the file whole, and
+/// only when it is a string in the root mapping.
+#[test]
+fn the_declared_catalog_is_read_from_the_root_mapping() {
+    use teamform_core::spec::declared_catalog;
+    assert_eq!(
+        declared_catalog("version: 1\ncatalog: digitalocean\nmembers: []\n").as_deref(),
+        Some("digitalocean")
+    );
+    assert_eq!(
+        declared_catalog("members:\n  - catalog: x\n    roles: [a]\ncatalog: \"standard\"\n")
+            .as_deref(),
+        Some("standard")
+    );
+    assert_eq!(declared_catalog("catalog: 5\n"), None);
+    assert_eq!(declared_catalog("catalog: [a]\n"), None);
+    assert_eq!(declared_catalog("settings:\n  catalog: x\n"), None);
+    assert_eq!(declared_catalog("- catalog: x\n"), None);
+    assert_eq!(declared_catalog(""), None);
+}

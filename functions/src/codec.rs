@@ -101,6 +101,14 @@ pub fn decode<T: DeserializeOwned>(item: &Item, extra: &[&str]) -> Result<T, Sto
         .map_err(|e| StoreError::Malformed(format!("{} / {}: {e}", item.pk, item.sk)))
 }
 
+/// Reads a value back from an item it owns, without copying its attributes.
+pub fn decode_owned<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    let Item { pk, sk, mut attrs } = item;
+    attrs.remove("type");
+    serde_json::from_value(Value::Object(attrs))
+        .map_err(|e| StoreError::Malformed(format!("{pk} / {sk}: {e}")))
+}
+
 /// How many members and pending invitations a team has, kept on `META` and
 /// written in the transaction of every change that moves them, so that the
 /// seat limit is checked without reading the team.

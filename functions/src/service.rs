@@ -298,21 +298,38 @@ impl Service {
     pub async fn load(&self, team: &TeamId) -> Result<Option<TeamState>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = &self.store;
-        let meta = s.get(&pk, codec::META).await?;
-        if meta.is_none() {
+        let Some(meta) = s.get(&pk, codec::META).await? else {
             return Ok(None);
-        }
-        let members = s.query_all(&pk, codec::MEMBER).await?;
-        let invitations = s.query_all(&pk, codec::INVITE).await?;
+        };
         let roles = s.query_all(&pk, codec::ROLE).await?;
         let transfer = s.get(&pk, codec::TRANSFER).await?;
-        Ok(codec::state_from_items(
-            meta,
-            members,
-            invitations,
-            roles,
-            transfer,
-        )?)
+        let meta = codec::decode(&meta, &[])?;
+        let mut state = codec::state_from_meta(meta, &[], &[], &roles, transfer.as_ref())?;
+        // Members and invitations are decoded page by page, each page's
+        // items dropped before the next is read: a large team is never held
+        // twice (as items and as the state).
+        for prefix in [codec::MEMBER, codec::INVITE] {
+            let mut after = None;
+            loop {
+                let page = s
+                    .query(&pk, prefix, PageRequest { limit: None, after })
+                    .await?;
+                for item in page.items {
+                    if prefix == codec::MEMBER {
+                        let m: Member = codec::decode_owned(item)?;
+                        state.members.insert(m.email.clone(), m);
+                    } else {
+                        let i: Invitation = codec::decode_owned(item)?;
+                        state.invitations.insert(i.email.clone(), i);
+                    }
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(Some(state))
     }
 
     /// Reads a team the principal may see, scoped to the caller and

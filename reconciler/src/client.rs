@@ -12,10 +12,11 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use teamform_core::{Catalog, Change, TeamId, TeamState};
+use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
 use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::mail::OutboxDir;
-use teamform_functions::service::{Applied, Service};
+use teamform_functions::service::{Applied, Service, ServiceError};
 use teamform_functions::store::StoreError;
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -55,7 +56,9 @@ impl ClientError {
 }
 
 enum Transport {
-    InProcess(Router),
+    /// The router, and its service for the one read that skips HTTP (the
+    /// whole team, see `Client::state`).
+    InProcess(Router, Arc<Service>),
     Remote {
         base: String,
         token: Option<String>,
@@ -98,9 +101,9 @@ impl Client {
     /// The router in-process over SQLite at `state`, acting as the local owner.
     pub async fn in_process(state: &Path, catalog: Catalog) -> Result<Client, ClientError> {
         let service = local_service(state, catalog, "http://localhost").await?;
-        let router = app(AppState::new(service, Anonymous::LocalOwner));
+        let router = app(AppState::new(Arc::clone(&service), Anonymous::LocalOwner));
         Ok(Client {
-            transport: Transport::InProcess(router),
+            transport: Transport::InProcess(router, service),
             describe: format!("embedded store {}", state.display()),
         })
     }
@@ -132,8 +135,47 @@ impl Client {
         body: Option<&Value>,
         if_match: Option<u64>,
     ) -> Result<(StatusCode, Option<u64>, Value), ClientError> {
+        let (status, version, bytes) = self.call_raw(method, path, body, if_match).await?;
+        let value = self.json(status, &bytes)?;
+        Ok((status, version, value))
+    }
+
+    /// A successful body read as `T` straight from its bytes (a team's whole
+    /// state is large: no `Value` tree in between).
+    async fn call_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let (status, _, bytes) = self.call_raw(method, path, None, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol(format!("HTTP {status} from {}: {e}", self.describe))
+        })
+    }
+
+    fn json(&self, status: StatusCode, bytes: &[u8]) -> Result<Value, ClientError> {
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(bytes).map_err(|_| {
+            ClientError::Protocol(format!(
+                "HTTP {status} with a body that is not JSON from {}",
+                self.describe
+            ))
+        })
+    }
+
+    /// One request; returns status, ETag version and the body's bytes of a
+    /// success. Problem responses become `ClientError::Api`.
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+    ) -> Result<(StatusCode, Option<u64>, axum::body::Bytes), ClientError> {
         let (status, etag, bytes) = match &self.transport {
-            Transport::InProcess(router) => {
+            Transport::InProcess(router, _) => {
                 let mut req = Request::builder().method(method).uri(path);
                 if let Some(v) = if_match {
                     req = req.header(header::IF_MATCH, format!("\"{v}\""));
@@ -161,8 +203,7 @@ impl Client {
                     .collect()
                     .await
                     .map_err(|e| ClientError::Protocol(e.to_string()))?
-                    .to_bytes()
-                    .to_vec();
+                    .to_bytes();
                 (status, etag, bytes)
             }
             Transport::Remote { base, token, http } => {
@@ -186,29 +227,16 @@ impl Client {
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let bytes = res
-                    .bytes()
-                    .await
-                    .map_err(|e| ClientError::Transport {
-                        endpoint: base.clone(),
-                        message: e.to_string(),
-                    })?
-                    .to_vec();
+                let bytes = res.bytes().await.map_err(|e| ClientError::Transport {
+                    endpoint: base.clone(),
+                    message: e.to_string(),
+                })?;
                 (status, etag, bytes)
             }
         };
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|_| {
-                ClientError::Protocol(format!(
-                    "HTTP {status} with a body that is not JSON from {}",
-                    self.describe
-                ))
-            })?
-        };
         let version = etag.and_then(|e| e.trim_start_matches("W/").trim_matches('"').parse().ok());
         if !status.is_success() {
+            let value = self.json(status, &bytes)?;
             let text = |k: &str| {
                 value
                     .get(k)
@@ -231,7 +259,7 @@ impl Client {
                 body: value,
             });
         }
-        Ok((status, version, value))
+        Ok((status, version, bytes))
     }
 
     fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ClientError> {
@@ -244,12 +272,25 @@ impl Client {
     }
 
     /// The live team, or `None` when it does not exist (or is not visible).
+    ///
+    /// In-process, the team is read from the service as the router's
+    /// handler reads it, for the local owner the router would see, but not
+    /// written to JSON and read back: a large team would be held three times
+    /// over (the state, its text, the state again). Any error is asked again
+    /// over the router, so it reads exactly as the HTTP answer.
     pub async fn state(&self, team: &TeamId) -> Result<Option<TeamState>, ClientError> {
+        if let Transport::InProcess(_, service) = &self.transport {
+            match service.whole_state(team, &Principal::LocalOwner).await {
+                Ok(state) => return Ok(Some(state)),
+                Err(ServiceError::NotFound) => return Ok(None),
+                Err(_) => {}
+            }
+        }
         match self
-            .call(Method::GET, &format!("/teams/{team}/state"), None, None)
+            .call_as(Method::GET, &format!("/teams/{team}/state"))
             .await
         {
-            Ok((_, _, v)) => Self::parse(v).map(Some),
+            Ok(state) => Ok(Some(state)),
             Err(e) if e.code() == Some("not_found") => Ok(None),
             Err(e) => Err(e),
         }

@@ -268,7 +268,13 @@ struct Planned {
     desired_yaml: String,
 }
 
-async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) -> Result<Planned> {
+/// `with_yaml`: also write the live and desired team.yaml (for markdown).
+async fn plan_file(
+    g: &Global,
+    file: &Path,
+    max_removals: Option<RemovalLimit>,
+    with_yaml: bool,
+) -> Result<Planned> {
     let source = read(file)?;
     let (client, catalog) = connect(g, declared_catalog(&source).as_deref()).await?;
     let spec = TeamSpec::parse(&file.display().to_string(), &source, &catalog)
@@ -288,18 +294,29 @@ async fn plan_file(g: &Global, file: &Path, max_removals: Option<RemovalLimit>) 
             spec.team
         );
     }
-    let absent = || TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
-    let state = live.clone().unwrap_or_else(absent);
-    let plan = plan_with(&spec, &state, &catalog, now, PlanOptions { max_removals });
-    let live_yaml = live
-        .map(|l| live_as_managed(&l, &spec).to_yaml())
-        .unwrap_or_default();
+    let options = PlanOptions { max_removals };
+    let plan = match &live {
+        Some(state) => plan_with(&spec, state, &catalog, now, options),
+        None => {
+            let absent = TeamState::new(spec.team.clone(), String::new(), spec.owner.clone(), now);
+            plan_with(&spec, &absent, &catalog, now, options)
+        }
+    };
+    // Only the markdown rendering shows the two files side by side.
+    let (live_yaml, desired_yaml) = if with_yaml {
+        let live_yaml = live
+            .map(|l| live_as_managed(&l, &spec).to_yaml())
+            .unwrap_or_default();
+        (live_yaml, spec.to_yaml())
+    } else {
+        (String::new(), String::new())
+    };
     Ok(Planned {
         client,
         catalog,
         plan,
         live_yaml,
-        desired_yaml: spec.to_yaml(),
+        desired_yaml,
     })
 }
 
@@ -367,7 +384,7 @@ async fn plan_cmd(g: &Global, files: &[PathBuf], args: &PlanArgs, several: bool)
     let mut failures: Vec<(String, String)> = Vec::new();
     for file in files {
         let name = file.display().to_string();
-        match plan_file(g, file, args.max_removals).await {
+        match plan_file(g, file, args.max_removals, args.format == Format::Markdown).await {
             Ok(p) => planned.push((name, p)),
             Err(e) => {
                 eprintln!("{e:#}");
@@ -632,7 +649,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
                     live_yaml: String::new(),
                     desired_yaml: String::new(),
                 }),
-            None => plan_file(g, file, max_removals).await,
+            None => plan_file(g, file, max_removals, false).await,
         };
         let mut planned = match planned {
             Ok(p) => p,
