@@ -842,6 +842,13 @@ async fn audit(
     format: crate::cli::AuditFormat,
 ) -> Result<u8> {
     let team = TeamId::parse(team)?;
+    for (name, value) in filters {
+        if let (true, Some(v)) = (matches!(*name, "since" | "until"), value)
+            && v.parse::<teamform_core::Timestamp>().is_err()
+        {
+            bail!("--{name} {v:?} is not a time: write it as RFC 3339, e.g. 2026-11-30T09:00:00Z");
+        }
+    }
     let (client, _) = connect(g, None).await?;
     let mut query = String::new();
     for (name, value) in filters {

@@ -684,3 +684,51 @@ async fn in_process_runs_mail_each_invitation_once_and_write_what_a_killed_run_l
     assert_eq!(recipients(&outbox), want, "the next run wrote it, once");
     assert!(store.scan("OUTBOX#").await.expect("scan").is_empty());
 }
+
+#[test]
+fn audit_prints_the_filtered_trail_as_json_lines_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "team.yaml", &team_yaml(TEN));
+    ok(&teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve"],
+        &[],
+    ));
+    let all = teamform(dir.path(), &["audit", "--team", "acme"], &[]);
+    ok(&all);
+    let records: Vec<Value> = all
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records.len(),
+        1 + TEN.len(),
+        "the team's creation and one invitation each"
+    );
+    let one = teamform(
+        dir.path(),
+        &[
+            "audit",
+            "--team",
+            "acme",
+            "--subject",
+            "M4@acme.com",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    ok(&one);
+    let mut reader = csv::Reader::from_reader(one.stdout.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{}", one.stdout);
+    assert_eq!((&rows[0][4], &rows[0][5]), ("invite", "m4@acme.com"));
+    let bad = teamform(
+        dir.path(),
+        &["audit", "--team", "acme", "--since", "yesterday"],
+        &[],
+    );
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("since"), "{}", bad.stderr);
+}
