@@ -7,6 +7,7 @@ pub mod clock;
 pub mod codec;
 pub mod credentials;
 pub mod idempotency;
+pub mod intent;
 pub mod lifecycle;
 pub mod mail;
 pub mod mailer;

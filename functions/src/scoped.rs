@@ -125,7 +125,7 @@ impl Service {
     ) -> Result<Option<Scoped>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = self.store();
-        let Some(meta) = s.get(&pk, codec::META).await? else {
+        let Some(meta) = self.settled_meta(team).await? else {
             return Ok(None);
         };
         let meta: Meta = codec::decode(&meta, &[])?;
