@@ -57,6 +57,15 @@ const MAX_SETTLES: u32 = 8;
 /// it helps finish it.
 const WAIT_FOR_OWN: Duration = Duration::from_secs(60);
 
+/// Times a read starts over because a commit went in while it read.
+pub const READ_ROUNDS: u32 = 20;
+
+/// A team that kept changing under a read.
+pub(crate) fn busy(team: &TeamId) -> ServiceError {
+    tracing::warn!(team = %team, "the team kept changing while it was read");
+    ServiceError::Store(StoreError::Conflict)
+}
+
 /// One stored part: its writes, and the team-level fields it leaves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Part {
@@ -173,6 +182,17 @@ impl Service {
             tracing::info!(team = %team, intent = %applying.intent, "finishing a batch in progress");
             self.drive(team, &applying, None).await?;
         }
+    }
+
+    /// Whether the team is still at `version` with no batch in progress.
+    /// Every commit moves the version, so items read between a look at
+    /// `META` and this one all belong to that version.
+    pub(crate) async fn still_at(&self, team: &TeamId, version: u64) -> Result<bool, ServiceError> {
+        Ok(self
+            .store()
+            .get(&codec::team_pk(team), codec::META)
+            .await?
+            .is_some_and(|m| m.version() == version && !m.attrs.contains_key("applying")))
     }
 
     /// Finishes whatever batch the team has in progress (nothing when none

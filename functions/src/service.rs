@@ -280,21 +280,21 @@ impl Service {
     pub async fn load(&self, team: &TeamId) -> Result<Option<TeamState>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = &self.store;
-        let meta = self.settled_meta(team).await?;
-        if meta.is_none() {
-            return Ok(None);
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let Some(meta) = self.settled_meta(team).await? else {
+                return Ok(None);
+            };
+            let version = meta.version();
+            let members = s.query_all(&pk, codec::MEMBER).await?;
+            let invitations = s.query_all(&pk, codec::INVITE).await?;
+            let roles = s.query_all(&pk, codec::ROLE).await?;
+            let transfer = s.get(&pk, codec::TRANSFER).await?;
+            let state = codec::state_from_items(Some(meta), members, invitations, roles, transfer)?;
+            if self.still_at(team, version).await? {
+                return Ok(state);
+            }
         }
-        let members = s.query_all(&pk, codec::MEMBER).await?;
-        let invitations = s.query_all(&pk, codec::INVITE).await?;
-        let roles = s.query_all(&pk, codec::ROLE).await?;
-        let transfer = s.get(&pk, codec::TRANSFER).await?;
-        Ok(codec::state_from_items(
-            meta,
-            members,
-            invitations,
-            roles,
-            transfer,
-        )?)
+        Err(crate::intent::busy(team))
     }
 
     /// Reads a team the principal may see, scoped to the caller and
@@ -376,9 +376,30 @@ impl Service {
         limit: usize,
         after: Option<String>,
     ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
-        let scoped = self
-            .authorized_scoped(team, who, "team.members.read")
-            .await?;
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let scoped = self
+                .authorized_scoped(team, who, "team.members.read")
+                .await?;
+            let page = self
+                .members_page_of(&scoped, who, filter, limit, after.clone())
+                .await?;
+            // A page read while a batch began is read again.
+            if self.still_at(team, scoped.state.version).await? {
+                return Ok(page);
+            }
+        }
+        Err(crate::intent::busy(team))
+    }
+
+    async fn members_page_of(
+        &self,
+        scoped: &Scoped,
+        who: &Principal,
+        filter: &MemberFilter<'_>,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
+        let team = &scoped.state.team;
         let now = self.now();
         let show_signin = who.may(
             &scoped.state,
@@ -1045,11 +1066,17 @@ impl Service {
         who: &Principal,
         page: crate::store::PageRequest,
     ) -> Result<crate::store::Page, ServiceError> {
-        self.authorized(team, who, "team.audit.read").await?;
-        Ok(self
-            .store
-            .query(&codec::team_pk(team), codec::AUDIT, page)
-            .await?)
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let state = self.authorized(team, who, "team.audit.read").await?;
+            let found = self
+                .store
+                .query(&codec::team_pk(team), codec::AUDIT, page.clone())
+                .await?;
+            if self.still_at(team, state.version).await? {
+                return Ok(found);
+            }
+        }
+        Err(crate::intent::busy(team))
     }
 
     /// Outbox items (emails) of a team, oldest first.
