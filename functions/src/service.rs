@@ -1,6 +1,7 @@
 //! The team service: executes changes for a principal. Each batch is
 //! authorized change by change, applied to a snapshot with the core's
-//! invariant checks, and committed atomically under the team version, with
+//! invariant checks, and committed atomically under the team version (a
+//! batch larger than one transaction through an intent, `crate::intent`), with
 //! one audit item per change and an outbox item per email, in the same
 //! transaction. A version that moved since the read is `version_conflict`,
 //! never a silent overwrite.
@@ -480,8 +481,9 @@ impl Service {
     /// Executes a batch of changes. With `expected`, the team must be at that
     /// version (0: must not exist yet). Reads only what the changes touch
     /// (O(M) items for M changes); validates the whole batch before writing
-    /// anything; commits in parts of at most 100 writes, each part
-    /// conditioned on the version the previous one produced.
+    /// anything; commits in one transaction, or, beyond 100 writes, as an
+    /// intent applied part by part that everyone else sees whole or not at
+    /// all (`crate::intent`).
     pub async fn execute(
         &self,
         team: &TeamId,
