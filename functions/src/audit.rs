@@ -100,8 +100,27 @@ impl Service {
         limit: usize,
         after: Option<String>,
     ) -> Result<AuditPage, ServiceError> {
-        self.authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
-            .await?;
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let state = self
+                .authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
+                .await?;
+            let page = self.audit_scan(team, filter, limit, after.clone()).await?;
+            // A page read while a batch began is read again: it never shows
+            // part of a batch.
+            if self.still_at(team, state.version).await? {
+                return Ok(page);
+            }
+        }
+        Err(crate::intent::busy(team))
+    }
+
+    async fn audit_scan(
+        &self,
+        team: &TeamId,
+        filter: &AuditFilter,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<AuditPage, ServiceError> {
         let pk = codec::team_pk(team);
         let mut out = Vec::new();
         let mut cursor = after;

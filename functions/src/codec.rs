@@ -9,6 +9,9 @@
 //! - `TEAM#<id>` / `APIKEY#<id>`: an API key's name, roles and hash
 //! - `TEAM#<id>` / `HOLDER#<role>#<email>`: who holds a custom role (members
 //!   and invitations), so a role still in use is found without reading the team
+//! - `TEAM#<id>` / `INTENT#<intent>#<chunk>`: the prepared writes of a batch
+//!   larger than one transaction, while it is applied (see `crate::intent`);
+//!   `META` names it in `applying` until the last part is in
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
 //! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
 //!
@@ -36,6 +39,7 @@ pub const AUDIT: &str = "AUDIT#";
 pub const OUTBOX: &str = "OUTBOX#";
 pub const APIKEY: &str = "APIKEY#";
 pub const HOLDER: &str = "HOLDER#";
+pub const INTENT: &str = "INTENT#";
 
 pub fn team_pk(team: &TeamId) -> String {
     format!("TEAM#{team}")
@@ -63,6 +67,13 @@ pub fn holder_item(team: &TeamId, role: &RoleName, email: &Email) -> Item {
 }
 pub fn user_pk(email: &Email) -> String {
     format!("USER#{}", email.key())
+}
+/// Where the chunks of one intent are kept.
+pub fn intent_prefix(intent: &str) -> String {
+    format!("{INTENT}{intent}#")
+}
+pub fn intent_sk(intent: &str, chunk: usize) -> String {
+    format!("{}{chunk:04}", intent_prefix(intent))
 }
 /// Audit and outbox keys sort by version, then by position in the batch.
 pub fn event_sk(prefix: &str, version: u64, seq: usize) -> String {
@@ -134,6 +145,37 @@ pub struct Meta {
     pub version: u64,
     #[serde(default)]
     pub counts: Counts,
+    /// A batch in progress: every access finishes it before going on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applying: Option<Applying>,
+}
+
+/// The batch a team is in the middle of applying: the intent holding its
+/// parts, and where the parts stand. Part `i` (from 0) takes the team from
+/// version `base + i` to `base + i + 1`, so `version - base` parts are in.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Applying {
+    pub intent: String,
+    pub base: u64,
+    pub parts: u64,
+    /// How many `INTENT#<intent>#` items hold the parts.
+    pub chunks: u64,
+    /// Whether the batch writes outbox items (a local host delivers them
+    /// once it is complete).
+    #[serde(default)]
+    pub mails: bool,
+    /// Written when the batch completes: the kept response of the request
+    /// that started it (its `Idempotency-Key`), so that a retry after a
+    /// crash replays the result instead of running again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<crate::store::Item>,
+}
+
+impl Applying {
+    /// The version the team reaches when the last part is in.
+    pub fn target(&self) -> u64 {
+        self.base + self.parts
+    }
 }
 
 impl Meta {
@@ -145,6 +187,7 @@ impl Meta {
             settings: state.settings.clone(),
             version: state.version,
             counts,
+            applying: None,
         }
     }
 

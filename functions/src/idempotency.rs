@@ -12,6 +12,13 @@
 //! Only successful responses are kept; a failed request releases its key so
 //! the caller can correct and retry. Secrets in a kept response (new API
 //! keys, tokens) are not stored: a replay says the secret was already shown.
+//!
+//! A batch committed in several parts (`crate::intent`) keeps the reply of
+//! the request that started it when it completes, whoever completes it: a
+//! retry after the process died mid-batch finishes the team's batch first
+//! (`Service::settle`) and then finds the reply, so the batch never runs
+//! twice. A failed request frees its key only while it still holds it, so
+//! such a reply is never deleted.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,7 +31,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+use teamform_core::TeamId;
+
 use crate::http::{ApiError, AppState, Authenticated, BODY_LIMIT, authenticate};
+use crate::service::{Applied, Service};
 use crate::store::{Condition, Item, Store, StoreError, Write};
 
 pub const HEADER: &str = "idempotency-key";
@@ -32,6 +42,65 @@ const TTL_HOURS: i64 = 24;
 /// How long a running request holds its key before a retry may take it over.
 pub const LEASE_SECS: i64 = 30;
 const SK: &str = "IDEMP";
+
+/// The key the running request holds, seen by the service while it runs.
+#[derive(Debug, Clone)]
+struct Held {
+    pk: String,
+    fingerprint: String,
+    now: i64,
+}
+
+tokio::task_local! {
+    static HELD: Held;
+}
+
+/// What a completed request keeps under its key.
+fn done_item(
+    pk: &str,
+    fingerprint: &str,
+    status: StatusCode,
+    etag: &str,
+    body: &[u8],
+    now: i64,
+) -> Item {
+    Item::new(pk, SK)
+        .with("type", "idempotency")
+        .with("fingerprint", fingerprint)
+        .with("state", "done")
+        // An expired record is taken over under this version (see `claim`).
+        .with("version", 0)
+        .with("status", status.as_u16())
+        .with("etag", etag)
+        .with("body", redact_secret(body))
+        .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds())
+}
+
+/// The record a batch that completes as `applied` keeps for the key of the
+/// request running it, if it has one: the response of
+/// `POST /teams/{team}/changes` (200, the version as ETag, `Applied` as
+/// JSON), the only route whose commit can span several transactions.
+pub(crate) fn reply_for(applied: &Applied) -> Option<Item> {
+    let body = serde_json::to_vec(applied).ok()?;
+    HELD.try_with(|held| {
+        done_item(
+            &held.pk,
+            &held.fingerprint,
+            StatusCode::OK,
+            &format!("\"{}\"", applied.version),
+            &body,
+            held.now,
+        )
+    })
+    .ok()
+}
+
+/// The team a request path is about (`/teams/{team}/...`).
+fn team_of(path: &str) -> Option<TeamId> {
+    let rest = path.strip_prefix("/teams/")?;
+    let (team, _) = rest.split_once('/')?;
+    TeamId::parse(team).ok()
+}
 
 /// SHA-256 over length-prefixed parts, hex: keys and request fingerprints.
 pub fn digest(parts: &[&[u8]]) -> String {
@@ -79,27 +148,38 @@ fn in_use() -> Response {
 struct Release {
     store: Arc<dyn Store>,
     pk: String,
+    /// The version of our claim: the key is freed only while we hold it.
+    version: u64,
     armed: bool,
 }
 
 impl Release {
-    fn write(pk: String) -> Write {
+    fn write(pk: String, version: u64) -> Write {
         Write::Delete {
             pk,
             sk: SK.into(),
-            condition: Condition::None,
+            condition: Condition::VersionEquals(version),
         }
     }
 
-    /// Frees the key now, before the response leaves.
-    async fn now(mut self) {
+    /// Frees the key now, before the response leaves. Returns what the key
+    /// holds instead when it moved on without us (a batch this request
+    /// started was completed and kept its reply).
+    async fn now(mut self) -> Option<Item> {
         self.armed = false;
-        if let Err(e) = self
+        match self
             .store
-            .transact(vec![Self::write(self.pk.clone())])
+            .transact(vec![Self::write(self.pk.clone(), self.version)])
             .await
         {
-            tracing::warn!(error = %e, "could not release an Idempotency-Key; its lease ends it");
+            Ok(()) => None,
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.store.get(&self.pk, SK).await.ok().flatten()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release an Idempotency-Key; its lease ends it");
+                None
+            }
         }
     }
 
@@ -113,10 +193,14 @@ impl Drop for Release {
         if !self.armed {
             return;
         }
-        let (store, pk) = (self.store.clone(), std::mem::take(&mut self.pk));
+        let (store, pk, version) = (
+            self.store.clone(),
+            std::mem::take(&mut self.pk),
+            self.version,
+        );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = store.transact(vec![Release::write(pk)]).await;
+                let _ = store.transact(vec![Release::write(pk, version)]).await;
             });
         }
     }
@@ -124,8 +208,8 @@ impl Drop for Release {
 
 /// What claiming a key came to.
 enum Claim {
-    /// This request holds the key and runs.
-    Held,
+    /// This request holds the key (at this version) and runs.
+    Held(u64),
     /// Answered without running: a replay, or a refusal.
     Answered(Response),
 }
@@ -166,23 +250,40 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let fingerprint = fingerprint(parts.uri.path(), parts.uri.query().unwrap_or(""), &bytes);
     let store = state.service.store().clone();
     let now = state.service.now().timestamp();
-    match claim(&*store, &pk, &fingerprint, now).await {
-        Ok(Claim::Held) => {}
+    let team = team_of(parts.uri.path());
+    let version = match claim(&state.service, team.as_ref(), &pk, &fingerprint, now).await {
+        Ok(Claim::Held(version)) => version,
         Ok(Claim::Answered(res)) => return res,
         Err(e) => return ApiError::internal(&e.to_string()).into_response(),
-    }
+    };
     let guard = Release {
         store: store.clone(),
         pk: pk.clone(),
+        version,
         armed: true,
     };
 
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+    let held = Held {
+        pk: pk.clone(),
+        fingerprint: fingerprint.clone(),
+        now,
+    };
+    let res = HELD
+        .scope(
+            held,
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
         .await;
     if !res.status().is_success() {
-        guard.now().await;
-        return res;
+        return match guard.now().await {
+            Some(kept)
+                if kept.str("state") == Some("done")
+                    && kept.str("fingerprint") == Some(fingerprint.as_str()) =>
+            {
+                replay(&kept)
+            }
+            _ => res,
+        };
     }
     guard.disarm();
     let (res_parts, body) = res.into_parts();
@@ -196,16 +297,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let done = Item::new(pk, SK)
-        .with("type", "idempotency")
-        .with("fingerprint", fingerprint)
-        .with("state", "done")
-        // An expired record is taken over under this version (see `claim`).
-        .with("version", 0)
-        .with("status", res_parts.status.as_u16())
-        .with("etag", etag)
-        .with("body", redact_secret(&body))
-        .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds());
+    let done = done_item(&pk, &fingerprint, res_parts.status, &etag, &body, now);
     if let Err(e) = store
         .transact(vec![Write::Put {
             item: done,
@@ -219,8 +311,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Claims `pk` for a request, or answers it from what the key holds.
+/// A key held by a running request about `team` first finishes the team's
+/// batch in progress, if any: when that request died mid-batch, this keeps
+/// its reply, which is then replayed.
 async fn claim(
-    store: &dyn Store,
+    service: &Service,
+    team: Option<&TeamId>,
     pk: &str,
     fingerprint: &str,
     now: i64,
@@ -234,6 +330,7 @@ async fn claim(
             .with("lease_until", now + LEASE_SECS)
             .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds())
     };
+    let store = service.store().as_ref();
     // Twice at most: a key freed between our write and our read is claimed
     // on the second turn.
     for _ in 0..2 {
@@ -242,13 +339,22 @@ async fn claim(
             condition: Condition::NotExists,
         };
         match store.transact(vec![put]).await {
-            Ok(()) => return Ok(Claim::Held),
+            Ok(()) => return Ok(Claim::Held(1)),
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {}
             Err(e) => return Err(e),
         }
-        let Some(kept) = store.get(pk, SK).await? else {
+        let Some(mut kept) = store.get(pk, SK).await? else {
             continue;
         };
+        if let (Some("running"), Some(team)) = (kept.str("state"), team) {
+            if let Err(e) = service.settle(team).await {
+                tracing::warn!(error = %e, team = %team, "could not finish a batch in progress");
+            }
+            match store.get(pk, SK).await? {
+                Some(now) => kept = now,
+                None => continue,
+            }
+        }
         let version = kept.int("version").unwrap_or(0);
         let expired = kept.int("expires_at").is_some_and(|t| t <= now);
         let lapsed = kept.str("state") == Some("running")
@@ -260,8 +366,9 @@ async fn claim(
                 item: running(version + 1),
                 condition: Condition::VersionEquals(u64::try_from(version).unwrap_or(0)),
             };
+            let taken = u64::try_from(version + 1).unwrap_or(0);
             return match store.transact(vec![take]).await {
-                Ok(()) => Ok(Claim::Held),
+                Ok(()) => Ok(Claim::Held(taken)),
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
                     Ok(Claim::Answered(in_use()))
                 }

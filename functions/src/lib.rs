@@ -9,6 +9,7 @@ pub mod codec;
 pub mod credentials;
 pub mod http;
 pub mod idempotency;
+pub mod intent;
 pub mod lifecycle;
 pub mod mail;
 pub mod mailer;

@@ -117,21 +117,42 @@ impl Service {
     /// a pending transfer and the standing of the owner, the caller, the
     /// transfer's two people and `emails`. `None` when the team does not
     /// exist.
+    /// Every read is checked against a second look at `META`: a snapshot
+    /// read while a commit went in is read again, so it never mixes the
+    /// team before a commit with the team after it.
     pub async fn load_scoped<'a>(
         &self,
         team: &TeamId,
         who: &Principal,
         emails: impl IntoIterator<Item = &'a Email>,
     ) -> Result<Option<Scoped>, ServiceError> {
+        let emails: BTreeSet<Email> = emails.into_iter().cloned().collect();
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let Some(scoped) = self.load_scoped_once(team, who, &emails).await? else {
+                return Ok(None);
+            };
+            if self.still_at(team, scoped.state.version).await? {
+                return Ok(Some(scoped));
+            }
+        }
+        Err(crate::intent::busy(team))
+    }
+
+    async fn load_scoped_once(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        emails: &BTreeSet<Email>,
+    ) -> Result<Option<Scoped>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = self.store();
-        let Some(meta) = s.get(&pk, codec::META).await? else {
+        let Some(meta) = self.settled_meta(team).await? else {
             return Ok(None);
         };
         let meta: Meta = codec::decode(&meta, &[])?;
         let transfer = s.get(&pk, codec::TRANSFER).await?;
         let roles = s.query_all(&pk, codec::ROLE).await?;
-        let mut people: BTreeSet<Email> = emails.into_iter().cloned().collect();
+        let mut people: BTreeSet<Email> = emails.clone();
         people.insert(meta.owner.clone());
         if let Principal::Person { email, .. } = who {
             people.insert(email.clone());

@@ -1,6 +1,7 @@
 //! The team service: executes changes for a principal. Each batch is
 //! authorized change by change, applied to a snapshot with the core's
-//! invariant checks, and committed atomically under the team version, with
+//! invariant checks, and committed atomically under the team version (a
+//! batch larger than one transaction through an intent, `crate::intent`), with
 //! one audit item per change and an outbox item per email, in the same
 //! transaction. A version that moved since the read is `version_conflict`,
 //! never a silent overwrite.
@@ -154,6 +155,9 @@ pub struct Service {
     /// one of these), so they never race each other into a version
     /// conflict; writers in other processes still can, and are retried.
     write_turns: Arc<[tokio::sync::Mutex<()>; WRITE_TURNS]>,
+    /// Batches this process is applying part by part right now: another
+    /// access to their team waits for them rather than racing them.
+    pub(crate) in_flight: Arc<crate::intent::InFlight>,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
@@ -229,6 +233,7 @@ impl Service {
             mail_sink: None,
             local_owner_tokens: false,
             write_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            in_flight: Arc::default(),
             store,
             catalog,
             clock,
@@ -298,38 +303,45 @@ impl Service {
     pub async fn load(&self, team: &TeamId) -> Result<Option<TeamState>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = &self.store;
-        let Some(meta) = s.get(&pk, codec::META).await? else {
-            return Ok(None);
-        };
-        let roles = s.query_all(&pk, codec::ROLE).await?;
-        let transfer = s.get(&pk, codec::TRANSFER).await?;
-        let meta = codec::decode(&meta, &[])?;
-        let mut state = codec::state_from_meta(meta, &[], &[], &roles, transfer.as_ref())?;
-        // Members and invitations are decoded page by page, each page's
-        // items dropped before the next is read: a large team is never held
-        // twice (as items and as the state).
-        for prefix in [codec::MEMBER, codec::INVITE] {
-            let mut after = None;
-            loop {
-                let page = s
-                    .query(&pk, prefix, PageRequest { limit: None, after })
-                    .await?;
-                for item in page.items {
-                    if prefix == codec::MEMBER {
-                        let m: Member = codec::decode_owned(item)?;
-                        state.members.insert(m.email.clone(), m);
-                    } else {
-                        let i: Invitation = codec::decode_owned(item)?;
-                        state.invitations.insert(i.email.clone(), i);
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let Some(meta) = self.settled_meta(team).await? else {
+                return Ok(None);
+            };
+            let version = meta.version();
+            let roles = s.query_all(&pk, codec::ROLE).await?;
+            let transfer = s.get(&pk, codec::TRANSFER).await?;
+            let meta = codec::decode(&meta, &[])?;
+            let mut state = codec::state_from_meta(meta, &[], &[], &roles, transfer.as_ref())?;
+            // Members and invitations are decoded page by page, each page's
+            // items dropped before the next is read: a large team is never
+            // held twice (as items and as the state).
+            for prefix in [codec::MEMBER, codec::INVITE] {
+                let mut after = None;
+                loop {
+                    let page = s
+                        .query(&pk, prefix, PageRequest { limit: None, after })
+                        .await?;
+                    for item in page.items {
+                        if prefix == codec::MEMBER {
+                            let m: Member = codec::decode_owned(item)?;
+                            state.members.insert(m.email.clone(), m);
+                        } else {
+                            let i: Invitation = codec::decode_owned(item)?;
+                            state.invitations.insert(i.email.clone(), i);
+                        }
+                    }
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => break,
                     }
                 }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
+            }
+            // A team that began a batch while it was read is read again.
+            if self.still_at(team, version).await? {
+                return Ok(Some(state));
             }
         }
-        Ok(Some(state))
+        Err(crate::intent::busy(team))
     }
 
     /// Reads a team the principal may see, scoped to the caller and
@@ -411,9 +423,30 @@ impl Service {
         limit: usize,
         after: Option<String>,
     ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
-        let scoped = self
-            .authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_READ)
-            .await?;
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let scoped = self
+                .authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_READ)
+                .await?;
+            let page = self
+                .members_page_of(&scoped, who, filter, limit, after.clone())
+                .await?;
+            // A page read while a batch began is read again.
+            if self.still_at(team, scoped.state.version).await? {
+                return Ok(page);
+            }
+        }
+        Err(crate::intent::busy(team))
+    }
+
+    async fn members_page_of(
+        &self,
+        scoped: &Scoped,
+        who: &Principal,
+        filter: &MemberFilter<'_>,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
+        let team = &scoped.state.team;
         let now = self.now();
         let show_signin = who.may(
             &scoped.state,
@@ -494,8 +527,9 @@ impl Service {
     /// Executes a batch of changes. With `expected`, the team must be at that
     /// version (0: must not exist yet). Reads only what the changes touch
     /// (O(M) items for M changes); validates the whole batch before writing
-    /// anything; commits in parts of at most 100 writes, each part
-    /// conditioned on the version the previous one produced.
+    /// anything; commits in one transaction, or, beyond 100 writes, as an
+    /// intent applied part by part that everyone else sees whole or not at
+    /// all (`crate::intent`).
     pub async fn execute(
         &self,
         team: &TeamId,
@@ -842,9 +876,43 @@ const WRITE_TURNS: usize = 64;
 /// How long outbox items stay in the table after they are written.
 const OUTBOX_TTL_DAYS: i64 = 7;
 
+/// The writes of one part of a commit (at most one transaction's worth),
+/// without its `META` write, and the team-level fields it leaves.
+pub(crate) struct Prepared {
+    pub(crate) writes: Vec<Write>,
+    pub(crate) mails: bool,
+    pub(crate) meta: codec::Meta,
+}
+
+/// Splits applied steps into parts of at most 100 writes (counting each
+/// part's `META` write), none writing one item twice.
+fn into_parts(steps: Vec<Step>) -> Vec<Vec<Step>> {
+    let mut parts = Vec::new();
+    let mut chunk: Vec<Step> = Vec::new();
+    let mut count = 1; // the META write
+    let mut keys: HashSet<(String, String)> = HashSet::new();
+    for step in steps {
+        let needed = step.writes.len() + 1 + step.mails.len();
+        let clash = step.keys.iter().any(|k| keys.contains(k));
+        if !chunk.is_empty() && (count + needed > MAX_TRANSACT_WRITES || clash) {
+            parts.push(std::mem::take(&mut chunk));
+            count = 1;
+            keys.clear();
+        }
+        count += needed;
+        keys.extend(step.keys.iter().cloned());
+        chunk.push(step);
+    }
+    if !chunk.is_empty() {
+        parts.push(chunk);
+    }
+    parts
+}
+
 impl Service {
-    /// Commits applied steps in parts of at most 100 writes. Returns the
-    /// version after the last part.
+    /// Commits applied steps: in one transaction when they fit, else as an
+    /// intent applied part by part (`crate::intent`), which everyone else
+    /// sees whole or not at all. Returns the version after the last part.
     async fn commit(
         &self,
         team: &TeamId,
@@ -852,41 +920,37 @@ impl Service {
         steps: Vec<Step>,
         now: Timestamp,
     ) -> Result<u64, ServiceError> {
-        let mut version = base;
-        let mut chunk: Vec<Step> = Vec::new();
-        let mut count = 1; // the META write
-        let mut keys: HashSet<(String, String)> = HashSet::new();
-        for step in steps {
-            let needed = step.writes.len() + 1 + step.mails.len();
-            let clash = step.keys.iter().any(|k| keys.contains(k));
-            if !chunk.is_empty() && (count + needed > MAX_TRANSACT_WRITES || clash) {
-                version = self
-                    .flush(team, version, std::mem::take(&mut chunk), now)
-                    .await?;
-                count = 1;
-                keys.clear();
-            }
-            count += needed;
-            keys.extend(step.keys.iter().cloned());
-            chunk.push(step);
+        let applied = steps.len();
+        let mut parts = into_parts(steps);
+        if parts.len() <= 1 {
+            return match parts.pop() {
+                Some(chunk) => self.flush(team, base, chunk, now).await,
+                None => Ok(base),
+            };
         }
-        if !chunk.is_empty() {
-            version = self.flush(team, version, chunk, now).await?;
-        }
-        Ok(version)
+        let prepared = parts
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, chunk)| {
+                self.prepare(team, base + i as u64 + 1, chunk, now)
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.commit_intent(team, base, prepared, applied).await
     }
 
-    async fn flush(
+    /// The writes of one part committed at `version`: the steps' own
+    /// writes, an audit item per step and an outbox item per email. `None`
+    /// for no steps.
+    fn prepare(
         &self,
         team: &TeamId,
-        prev: u64,
+        version: u64,
         chunk: Vec<Step>,
         now: Timestamp,
-    ) -> Result<u64, ServiceError> {
-        let version = prev + 1;
+    ) -> Result<Option<Prepared>, ServiceError> {
         let pk = codec::team_pk(team);
         let mut writes = Vec::new();
-        let mut mails = Vec::new();
         let mut meta = None;
         let mut mail_seq = 0;
         for (seq, step) in chunk.into_iter().enumerate() {
@@ -921,14 +985,36 @@ impl Service {
                     item,
                     condition: Condition::NotExists,
                 });
-                mails.push(mail);
             }
             meta = Some(step.after);
         }
-        let Some(mut meta) = meta else {
+        Ok(meta.map(|mut meta| {
+            meta.version = version;
+            Prepared {
+                writes,
+                mails: mail_seq > 0,
+                meta,
+            }
+        }))
+    }
+
+    /// Commits one part as the whole of a change, conditioned on `prev`.
+    async fn flush(
+        &self,
+        team: &TeamId,
+        prev: u64,
+        chunk: Vec<Step>,
+        now: Timestamp,
+    ) -> Result<u64, ServiceError> {
+        let version = prev + 1;
+        let Some(Prepared {
+            mut writes,
+            mails,
+            meta,
+        }) = self.prepare(team, version, chunk, now)?
+        else {
             return Ok(prev);
         };
-        meta.version = version;
         let condition = if prev == 0 {
             Condition::NotExists
         } else {
@@ -941,31 +1027,40 @@ impl Service {
         });
         match self.store.transact(writes).await {
             Ok(()) => {
-                if let (Some(sink), false) = (&self.mail_sink, mails.is_empty()) {
-                    sink.deliver(self.store.as_ref(), team).await;
+                if mails {
+                    self.deliver_mail(team).await;
                 }
                 Ok(version)
             }
             Err(StoreError::ConditionFailed { index, .. }) if index == meta_index && prev == 0 => {
-                Err(ServiceError::Change {
-                    index: 0,
-                    action: "create_team",
-                    error: ChangeError::TeamExists(team.to_string()),
-                })
+                Err(team_exists(team))
             }
             Err(e @ (StoreError::ConditionFailed { .. } | StoreError::Conflict)) => {
                 tracing::debug!(error = %e, team = %team, "a write lost a race");
-                let actual = match self.store.get(&pk, codec::META).await? {
-                    Some(item) => codec::decode::<codec::Meta>(&item, &[])?.version,
-                    None => 0,
-                };
-                Err(ServiceError::VersionConflict {
-                    expected: prev,
-                    actual,
-                })
+                Err(self.conflict(team, prev).await)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Hands the team's committed outbox items to the local mail sink, if any.
+    pub(crate) async fn deliver_mail(&self, team: &TeamId) {
+        if let Some(sink) = &self.mail_sink {
+            sink.deliver(self.store.as_ref(), team).await;
+        }
+    }
+
+    /// The error of a commit conditioned on `expected` that lost a race.
+    pub(crate) async fn conflict(&self, team: &TeamId, expected: u64) -> ServiceError {
+        let actual = match self.store.get(&codec::team_pk(team), codec::META).await {
+            Ok(Some(item)) => match codec::decode::<codec::Meta>(&item, &[]) {
+                Ok(meta) => meta.version,
+                Err(e) => return e.into(),
+            },
+            Ok(None) => 0,
+            Err(e) => return e.into(),
+        };
+        ServiceError::VersionConflict { expected, actual }
     }
 
     /// Writes the audit record of a team-level operation that is not a
@@ -1019,16 +1114,24 @@ impl Service {
         who: &Principal,
         page: crate::store::PageRequest,
     ) -> Result<crate::store::Page, ServiceError> {
-        self.authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
-            .await?;
-        Ok(self
-            .store
-            .query(&codec::team_pk(team), codec::AUDIT, page)
-            .await?)
+        for _ in 0..crate::intent::READ_ROUNDS {
+            let state = self
+                .authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
+                .await?;
+            let found = self
+                .store
+                .query(&codec::team_pk(team), codec::AUDIT, page.clone())
+                .await?;
+            if self.still_at(team, state.version).await? {
+                return Ok(found);
+            }
+        }
+        Err(crate::intent::busy(team))
     }
 
     /// Outbox items (emails) of a team, oldest first.
     pub async fn outbox(&self, team: &TeamId) -> Result<Vec<Mail>, ServiceError> {
+        self.settled_meta(team).await?;
         let items = self
             .store
             .query_all(&codec::team_pk(team), codec::OUTBOX)
@@ -1037,6 +1140,14 @@ impl Service {
             .iter()
             .map(|i| codec::decode(i, &["expires_at"]).map_err(ServiceError::from))
             .collect()
+    }
+}
+
+pub(crate) fn team_exists(team: &TeamId) -> ServiceError {
+    ServiceError::Change {
+        index: 0,
+        action: "create_team",
+        error: ChangeError::TeamExists(team.to_string()),
     }
 }
 

@@ -53,6 +53,7 @@ conformance_cases!(
     version_race_has_one_winner,
     concurrent_increments,
     get_many_in_order,
+    large_items_round_trip,
 );
 
 /// All cases sharing one backend, as the DynamoDB suite runs them: proves

@@ -39,6 +39,7 @@ pub const CASES: &[&str] = &[
     "version_race_has_one_winner",
     "concurrent_increments",
     "get_many_in_order",
+    "large_items_round_trip",
 ];
 
 /// Runs every case, each under `{prefix}/{case}`.
@@ -68,6 +69,7 @@ pub async fn run(case: &str, store: Arc<dyn Store>, prefix: &str) {
         "duplicate_key" => duplicate_key(store, prefix).await,
         "hundred_puts" => hundred_puts(store, prefix).await,
         "invalid_attributes_rejected" => invalid_attributes_rejected(store, prefix).await,
+        "large_items_round_trip" => large_items_round_trip(store, prefix).await,
         "version_race_has_one_winner" => version_race_has_one_winner(store, prefix).await,
         "concurrent_increments" => concurrent_increments(store, prefix).await,
         "get_many_in_order" => get_many_in_order(store, prefix).await,
@@ -912,4 +914,38 @@ pub async fn concurrent_increments(store: Arc<dyn Store>, prefix: &str) {
         (RACERS, RACERS),
         "every racer exactly once"
     );
+}
+
+/// Items as large as a batch's intent writes them (a string attribute of
+/// 200,000 bytes, multi-byte characters included), eight in one
+/// transaction, read back whole by `get` and by `query`.
+pub async fn large_items_round_trip(store: Arc<dyn Store>, prefix: &str) {
+    let pk = format!("{prefix}#pk");
+    let data = |n: usize| {
+        let unit = format!("{n}é\"{{}}\\🦀");
+        let mut text = unit.repeat(200_000 / unit.len());
+        while text.len() > 200_000 {
+            text.pop();
+        }
+        text
+    };
+    let writes: Vec<Write> = (0..8)
+        .map(|n| {
+            put(
+                Item::new(&pk, format!("chunk#{n:04}")).with("data", data(n)),
+                Condition::NotExists,
+            )
+        })
+        .collect();
+    must_transact(&*store, writes).await;
+    for n in 0..8 {
+        let item = must_get(&*store, &pk, &format!("chunk#{n:04}"))
+            .await
+            .expect("a large item");
+        assert_eq!(item.str("data"), Some(data(n).as_str()), "chunk {n}");
+    }
+    let all = store.query_all(&pk, "chunk#").await.expect("query");
+    assert_eq!(all.len(), 8);
+    let joined: String = all.iter().filter_map(|i| i.str("data")).collect();
+    assert_eq!(joined, (0..8).map(data).collect::<String>());
 }

@@ -6,6 +6,7 @@
 //! return a short answer: a read that cannot complete is an error.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 #[cfg(feature = "conformance")]
@@ -19,7 +20,9 @@ pub const MAX_TRANSACT_WRITES: usize = 100;
 /// One stored item: keys plus attributes. Attribute values are JSON values;
 /// numbers must be integers (they map to DynamoDB `N`), strings to `S`,
 /// booleans to `BOOL`, null to `NULL`, arrays to `L`, objects to `M`.
-#[derive(Debug, Clone, PartialEq)]
+/// Items and writes serialize (a batch's intent keeps its prepared writes
+/// as data until every part is applied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub pk: String,
     pub sk: String,
@@ -60,7 +63,7 @@ impl Item {
 
 /// A condition on the current item at a key, checked atomically with the
 /// whole transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {
     None,
     /// An item exists at the key.
@@ -71,7 +74,7 @@ pub enum Condition {
     VersionEquals(u64),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Write {
     Put {
         item: Item,
