@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 /// Every route the router serves, as (method, path).
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/teams/{team}/audit/export"),
     ("get", "/healthz"),
     ("get", "/openapi.json"),
     ("get", "/catalog"),

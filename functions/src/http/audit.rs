@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::docs::{Internal, LacksPermission, TeamNotFound, Unauthenticated};
-use super::error::ApiError;
+use super::error::{ApiError, FieldError};
 use super::extract::{Caller, Params, TeamPath};
 use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
 use crate::audit::{AuditFilter, write_csv, write_jsonl};
@@ -54,14 +54,30 @@ macro_rules! audit_params {
         }
 
         impl $name {
-            fn filter(&self) -> AuditFilter {
-                AuditFilter {
+            /// The filter, its texts within the documented lengths.
+            fn filter(&self) -> Result<AuditFilter, ApiError> {
+                for (name, value, max) in [
+                    ("actor", &self.actor, 300),
+                    ("action", &self.action, 100),
+                    ("subject", &self.subject, 300),
+                ] {
+                    if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                        return Err(ApiError::validation(
+                            "the query string is invalid",
+                            vec![FieldError {
+                                field: name.into(),
+                                message: format!("at most {max} characters"),
+                            }],
+                        ));
+                    }
+                }
+                Ok(AuditFilter {
                     actor: self.actor.clone(),
                     action: self.action.clone(),
                     subject: self.subject.clone(),
                     since: self.since,
                     until: self.until,
-                }
+                })
             }
         }
     };
@@ -103,7 +119,7 @@ async fn audit(
     let after = decode_cursor(p.cursor.as_deref())?;
     let page = state
         .service
-        .audit_page(&team, &who, &p.filter(), limit, after)
+        .audit_page(&team, &who, &p.filter()?, limit, after)
         .await?;
     Ok(Json(ListPage {
         items: page.items,
@@ -116,6 +132,7 @@ audit_params! {
     struct ExportParams {
         /// `jsonl` (one JSON record per line) or `csv` (a header row, then
         /// id, version, at, actor, action, subject, change as JSON).
+        #[param(inline)]
         format: ExportFormat,
     }
 }
@@ -150,7 +167,7 @@ async fn audit_export(
     TeamPath(team): TeamPath,
     Params(p): Params<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let filter = p.filter();
+    let filter = p.filter()?;
     let mut records = Vec::new();
     let mut after = None;
     loop {
