@@ -229,6 +229,7 @@ impl Service {
             team: team.clone(),
             version: target,
             applied,
+            links: Vec::new(),
         });
         let applying = Applying {
             intent: intent.clone(),

@@ -92,6 +92,10 @@ pub struct Applied {
     pub team: TeamId,
     pub version: u64,
     pub applied: usize,
+    /// The links the change emailed, `(to, url)`, for the page that shows a
+    /// new link once (to copy and send another way); never serialized.
+    #[serde(skip)]
+    pub links: Vec<(String, String)>,
 }
 
 /// An email written to the outbox.
@@ -108,6 +112,11 @@ impl Mail {
     pub fn link_secret(&self) -> Option<&str> {
         let (_, rest) = self.body.split_once("token=")?;
         rest.split_whitespace().next()
+    }
+
+    /// The whole link the email carries.
+    pub fn link_url(&self) -> Option<&str> {
+        self.body.split_whitespace().find(|w| w.contains("?token="))
     }
 }
 
@@ -654,12 +663,18 @@ impl Service {
                 error: ChangeError::SeatLimit(limit),
             });
         }
+        let links = steps
+            .iter()
+            .flat_map(|s| s.mails.iter())
+            .filter_map(|m| m.link_url().map(|url| (m.to.clone(), url.to_owned())))
+            .collect();
         // `apply` never touches the version: it is still the one read.
         let version = self.commit(team, state.version, steps, now).await?;
         Ok(Applied {
             team: team.clone(),
             version,
             applied: changes.len(),
+            links,
         })
     }
 

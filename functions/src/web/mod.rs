@@ -678,12 +678,26 @@ async fn team_action(
             Ok(format!("Removed {email}"))
         }
         .await)],
-        "resend" => vec![one(async {
-            let email = email()?;
-            service.resend_invitation(&team, who, &email, None).await?;
-            Ok(format!("Sent {email} a new invitation link; the old one no longer works"))
+        "resend" => {
+            let sent = async {
+                let email = email()?;
+                let applied = service.resend_invitation(&team, who, &email, None).await?;
+                Ok::<_, ServiceError>((email, applied.links.into_iter().next()))
+            }
+            .await;
+            match sent {
+                Ok((email, Some((_, link)))) => vec![Notice::secret(
+                    format!(
+                        "Sent {email} a new invitation link; the old one no longer works. \
+                         To send it another way, copy it now: it is shown only this once"
+                    ),
+                    "Invitation link",
+                    link,
+                )],
+                Ok((email, None)) => vec![Notice::ok(format!("Sent {email} a new invitation link"))],
+                Err(e) => vec![Notice::error(e)],
+            }
         }
-        .await)],
         "revoke" => vec![one(async {
             let email = email()?;
             service.revoke_invitation(&team, who, &email, None).await?;
@@ -709,6 +723,7 @@ async fn team_action(
                 Ok(roles) => match service.create_api_key(&team, who, &name, &roles, &[], None, None).await {
                     Ok(created) => vec![Notice::secret(
                         format!("Created the API key {name}: copy it now, it is shown only once"),
+                        "API key",
                         created.secret,
                     )],
                     Err(e) => vec![Notice::error(e)],

@@ -56,8 +56,9 @@ pub struct Notice {
     pub error: Option<&'static str>,
     /// The worst status among the notices is the page's status.
     pub status: Option<StatusCode>,
-    /// A secret shown once, with a copy button.
+    /// A secret shown once, with a copy button, and its label.
     pub secret: Option<String>,
+    pub secret_label: &'static str,
 }
 
 impl Notice {
@@ -67,12 +68,14 @@ impl Notice {
             error: None,
             status: None,
             secret: None,
+            secret_label: "",
         }
     }
 
-    pub fn secret(text: String, secret: String) -> Self {
+    pub fn secret(text: String, label: &'static str, secret: String) -> Self {
         Self {
             secret: Some(secret),
+            secret_label: label,
             ..Self::ok(text)
         }
     }
@@ -84,6 +87,7 @@ impl Notice {
             error: Some(api.code),
             status: Some(api.status),
             secret: None,
+            secret_label: "",
         }
     }
 
@@ -324,7 +328,7 @@ pub fn team(session: &Session, view: &TeamView, notices: &[Notice]) -> Markup {
                         @if let Some(code) = n.error { " " span.muted { "(" code { (code) } ")" } }
                         @if let Some(secret) = &n.secret {
                             p {
-                                label for="new-secret" { "Secret" } " "
+                                label for="new-secret" { (n.secret_label) } " "
                                 input id="new-secret" readonly value=(secret) size="40";
                                 " "
                                 button.secondary type="button" data-copy="new-secret" { "Copy" }
