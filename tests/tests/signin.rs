@@ -111,6 +111,37 @@ async fn bearer_tokens_of_the_provider_act_as_their_person_and_forgeries_get_401
         (StatusCode::UNAUTHORIZED, Some("token_signature")),
         "{body}"
     );
+    // Signed with the provider's own key, each wrong in one claim.
+    let trusted =
+        jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(key("trusted")).unwrap()).unwrap();
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = claims.clone();
+        c[k] = v;
+        jsonwebtoken::encode(&header, &c, &trusted).unwrap()
+    };
+    for (token, code) in [
+        (with("iss", json!("http://127.0.0.1:1")), "token_issuer"),
+        (with("aud", json!("someone-else")), "token_audience"),
+        (with("exp", json!(now - 600)), "token_expired"),
+        (with("email_verified", json!(false)), "email_unverified"),
+    ] {
+        let (status, body) = api(&served, &token, "GET", "/teams/acme/members", None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some(code)),
+            "{body}"
+        );
+    }
+    // The control: the same key and claims, nothing wrong, pass.
+    let (status, body) = api(
+        &served,
+        &with("sub", json!("olivia@acme.com")),
+        "GET",
+        "/teams/acme/members",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = api(
         &served,
         "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
