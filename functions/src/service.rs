@@ -1122,28 +1122,6 @@ impl Service {
             .await
     }
 
-    /// The audit records of a team, oldest first, one page at a time.
-    pub async fn audit(
-        &self,
-        team: &TeamId,
-        who: &Principal,
-        page: crate::store::PageRequest,
-    ) -> Result<crate::store::Page, ServiceError> {
-        for _ in 0..crate::intent::READ_ROUNDS {
-            let state = self
-                .authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
-                .await?;
-            let found = self
-                .store
-                .query(&codec::team_pk(team), codec::AUDIT, page.clone())
-                .await?;
-            if self.still_at(team, state.version).await? {
-                return Ok(found);
-            }
-        }
-        Err(crate::intent::busy(team))
-    }
-
     /// Outbox items (emails) of a team, oldest first.
     pub async fn outbox(&self, team: &TeamId) -> Result<Vec<Mail>, ServiceError> {
         self.settled_meta(team).await?;

@@ -89,7 +89,7 @@ impl Provider {
              &redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256\
              &state=s&nonce=n",
             self.issuer,
-            urlencode(redirect)
+            teamform_functions::oidc::form_encode(redirect)
         );
         let mut url = auth;
         let mut logged_in = false;
@@ -167,15 +167,4 @@ impl Provider {
         assert!(status.is_success(), "{status}: {body}");
         body["id_token"].as_str().expect("an id_token").to_owned()
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

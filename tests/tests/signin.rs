@@ -247,7 +247,7 @@ async fn an_invitee_signs_in_from_the_emailed_link_and_joins_and_a_wrong_person_
     }
     let signin = format!(
         "{base}/signin?return_to={}",
-        urlencode(&link.replacen(&base, "", 1))
+        teamform_functions::oidc::form_encode(&link.replacen(&base, "", 1))
     );
     let (status, url, page) = open(&bob, &provider, &base, &signin, "bob@acme.com").await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -366,15 +366,4 @@ async fn sign_in_refuses_a_forged_state_and_never_returns_to_another_site() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(url, format!("{base}/"));
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
