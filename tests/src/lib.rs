@@ -142,6 +142,7 @@ impl Store for SerialTransactions {
     }
 }
 
+pub mod batch_race;
 pub mod cli;
 pub mod oidc;
 pub mod people;
