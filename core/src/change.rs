@@ -698,28 +698,36 @@ impl TeamState {
     }
 
     /// The invariants that must hold after any sequence of changes.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), InvariantBroken> {
         let owners: Vec<_> = self
             .members
             .values()
             .filter(|m| m.roles.iter().any(RoleName::is_owner))
             .collect();
         if owners.len() != 1 {
-            return Err(format!(
-                "expected exactly one owner, found {}",
-                owners.len()
-            ));
+            return Err(InvariantBroken::OwnerCount(owners.len()));
         }
         if owners.first().map(|m| &m.email) != Some(&self.owner) {
-            return Err("the owner field does not name the member holding `owner`".into());
+            return Err(InvariantBroken::OwnerField);
         }
         if let Some(e) = self
             .invitations
             .keys()
             .find(|e| self.members.contains_key(*e))
         {
-            return Err(format!("{e} is both a member and invited"));
+            return Err(InvariantBroken::MemberAndInvited(e.clone()));
         }
         Ok(())
     }
+}
+
+/// An invariant of a team that a state breaks (`TeamState::check_invariants`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantBroken {
+    #[error("expected exactly one owner, found {0}")]
+    OwnerCount(usize),
+    #[error("the owner field does not name the member holding `owner`")]
+    OwnerField,
+    #[error("{0} is both a member and invited")]
+    MemberAndInvited(Email),
 }

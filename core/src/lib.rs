@@ -16,7 +16,7 @@ pub mod spec;
 pub mod yaml;
 
 pub use catalog::{Catalog, Permission, RoleName};
-pub use change::{Change, ChangeError};
+pub use change::{Change, ChangeError, InvariantBroken};
 pub use model::{
     Email, Invitation, Member, PendingTransfer, Settings, TeamId, TeamState, Timestamp,
 };

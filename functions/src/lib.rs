@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 /// The catalog a deployment runs with: `TEAMFORM_CATALOG` names a preset or
 /// a YAML file; the `standard` preset otherwise.
-pub fn catalog_from_env() -> Result<Catalog, String> {
+pub fn catalog_from_env() -> Result<Catalog, CatalogError> {
     match std::env::var("TEAMFORM_CATALOG") {
         Ok(v) if !v.is_empty() => load_catalog(&v),
         _ => Ok(Catalog::standard()),
@@ -38,21 +38,34 @@ pub fn catalog_from_env() -> Result<Catalog, String> {
 }
 
 /// A preset name, or a path to a catalog YAML file.
-pub fn load_catalog(name_or_path: &str) -> Result<Catalog, String> {
+pub fn load_catalog(name_or_path: &str) -> Result<Catalog, CatalogError> {
     if let Some(c) = Catalog::preset(name_or_path) {
         return Ok(c);
     }
-    let source = std::fs::read_to_string(name_or_path).map_err(|e| {
-        let presets: Vec<&str> = teamform_core::catalog::PRESETS
+    let source = std::fs::read_to_string(name_or_path).map_err(|e| CatalogError::Unreadable {
+        name: name_or_path.to_owned(),
+        presets: teamform_core::catalog::PRESETS
             .iter()
             .map(|(n, _)| *n)
-            .collect();
-        format!(
-            "catalog `{name_or_path}` is neither a preset ({}) nor a readable file: {e}",
-            presets.join(", ")
-        )
+            .collect::<Vec<_>>()
+            .join(", "),
+        source: e,
     })?;
-    Catalog::from_yaml(name_or_path, &source).map_err(|d| d.to_string())
+    Catalog::from_yaml(name_or_path, &source).map_err(CatalogError::Invalid)
+}
+
+/// A catalog that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog `{name}` is neither a preset ({presets}) nor a readable file: {source}")]
+    Unreadable {
+        name: String,
+        presets: String,
+        source: std::io::Error,
+    },
+    /// The file's problems, each at its line and column.
+    #[error("{0}")]
+    Invalid(teamform_core::yaml::Diagnostics),
 }
 
 /// JSON log lines on stdout, filtered by `RUST_LOG` (default `info`).

@@ -303,7 +303,9 @@ impl Service {
             ),
         };
         state.members.insert(member.email.clone(), member.clone());
-        state.check_invariants().map_err(ServiceError::Conflict)?;
+        state
+            .check_invariants()
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         let team_pk = codec::team_pk(&state.team);
         let after = Entry::of(state, &inv.email);
         let bookkept = bookkeeping(
@@ -593,7 +595,9 @@ impl Service {
         let before: Vec<Entry> = people.iter().map(|e| Entry::of(state, e)).collect();
         let roles_before = state.roles.clone();
         state.complete_transfer(self.catalog(), now);
-        state.check_invariants().map_err(ServiceError::Conflict)?;
+        state
+            .check_invariants()
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         let team_pk = codec::team_pk(&state.team);
         let mut writes = vec![
             delete(link.pk.clone(), "TOKEN", Condition::Exists),

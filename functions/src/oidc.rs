@@ -78,7 +78,7 @@ impl OidcConfig {
     /// `TEAMFORM_OIDC_ISSUER` and `TEAMFORM_OIDC_AUDIENCE` (comma separated);
     /// `None` when no issuer is set. An issuer without an audience is an
     /// error: a token for any client of the provider would pass.
-    pub fn from_env() -> Result<Option<Self>, String> {
+    pub fn from_env() -> Result<Option<Self>, OidcConfigError> {
         let issuer = match std::env::var("TEAMFORM_OIDC_ISSUER") {
             Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
             _ => return Ok(None),
@@ -100,7 +100,7 @@ impl OidcConfig {
     }
 
     /// `audiences`: comma separated.
-    pub fn new(issuer: &str, audiences: &str) -> Result<Self, String> {
+    pub fn new(issuer: &str, audiences: &str) -> Result<Self, OidcConfigError> {
         let audiences: Vec<String> = audiences
             .split(',')
             .map(str::trim)
@@ -108,10 +108,7 @@ impl OidcConfig {
             .map(str::to_owned)
             .collect();
         if audiences.is_empty() {
-            return Err(format!(
-                "the OpenID Connect issuer {issuer} needs an audience (TEAMFORM_OIDC_AUDIENCE, \
-                 the client id its tokens are issued to)"
-            ));
+            return Err(OidcConfigError::NoAudience(issuer.to_owned()));
         }
         let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
             .iter()
@@ -121,9 +118,7 @@ impl OidcConfig {
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
             });
         if !(issuer.starts_with("https://") || loopback) {
-            return Err(format!(
-                "the OpenID Connect issuer must be an https URL (http only on a loopback host), not {issuer}"
-            ));
+            return Err(OidcConfigError::NotHttps(issuer.to_owned()));
         }
         Ok(Self {
             issuer: issuer.to_owned(),
@@ -515,6 +510,19 @@ fn algorithm_name(token: &str) -> Option<String> {
         .ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     value["alg"].as_str().map(|s| s.chars().take(20).collect())
+}
+
+/// A sign-in configuration the service refuses to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcConfigError {
+    #[error(
+        "the OpenID Connect issuer {0} needs an audience (TEAMFORM_OIDC_AUDIENCE, the client id its tokens are issued to)"
+    )]
+    NoAudience(String),
+    #[error(
+        "the OpenID Connect issuer must be an https URL (http only on a loopback host), not {0}"
+    )]
+    NotHttps(String),
 }
 
 #[cfg(test)]
