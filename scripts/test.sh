@@ -214,6 +214,10 @@ fi
 # --- 4. Rust tests ----------------------------------------------------------
 # Formatting and lints first: cheap, and a failure here still lets the
 # tests run, so one CI run reports everything.
+stage "no merge conflict markers in tracked files"
+if git -C "$ROOT" grep -nE '^(<<<<<<< |>>>>>>> |=======$)' -- . ':!*.snap'; then
+    failed+=("conflict markers")
+fi
 stage "cargo fmt --check"
 cargo fmt --all -- --check || failed+=("cargo fmt --check")
 stage "cargo clippy --workspace --all-targets --locked -- -D warnings"
