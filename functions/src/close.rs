@@ -348,21 +348,29 @@ impl Archive for StoreArchive {
     }
 }
 
-/// The refusal of a closing team.
+fn closed_text(team: &TeamId, closing: &Closing) -> String {
+    if closing.deleting {
+        format!("team {team} is closed and being deleted")
+    } else {
+        format!(
+            "team {team} is closed: it is deleted at {} unless its owner reopens it",
+            closing.deletes_at.to_rfc3339()
+        )
+    }
+}
+
+/// The refusal of a write to a closing team (409: the team's state).
 fn closed(team: &TeamId, closing: &Closing) -> ServiceError {
     ServiceError::Refused {
         code: code::TEAM_CLOSED,
-        message: format!(
-            "team {team} is closed: it is deleted at {} unless its owner reopens it",
-            closing.deletes_at.to_rfc3339()
-        ),
+        message: closed_text(team, closing),
         extra: Some(json!({ "deletes_at": closing.deletes_at.to_rfc3339() })),
     }
 }
 
-/// Lets only the owner into a closing team, until its deletion begins. An outsider learns nothing (404,
-/// as for any team not theirs); a member, an invitee or one of the team's API
-/// keys learns that the team is closed.
+/// Lets only the owner into a closing team, until its deletion begins. An
+/// outsider learns nothing (404, as for any team not theirs); a member, an
+/// invitee or one of the team's API keys is refused (403 `team_closed`).
 pub(crate) fn admit_while_closing(
     who: &Principal,
     state: &teamform_core::TeamState,
@@ -375,7 +383,10 @@ pub(crate) fn admit_while_closing(
         // A team being deleted is half gone: nobody reads it.
         Standing::Owner if !closing.deleting => Ok(()),
         Standing::Outsider if !invited(who, state) => Err(ServiceError::NotFound),
-        _ => Err(closed(&state.team, closing)),
+        _ => Err(ServiceError::Denied {
+            code: code::TEAM_CLOSED,
+            message: closed_text(&state.team, closing),
+        }),
     }
 }
 
@@ -471,6 +482,26 @@ impl Service {
             Some(archive) => archive.clone(),
             None => Arc::new(StoreArchive::new(self.store().clone())),
         }
+    }
+
+    /// Whether the team is open or closing, for a caller holding
+    /// `team.settings.read` (while it is closing: its owner).
+    pub async fn closing_state(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+    ) -> Result<TeamClosing, ServiceError> {
+        let scoped = self
+            .authorized_scoped(team, who, teamform_core::catalog::perm::SETTINGS_READ)
+            .await?;
+        let closing = scoped.closing.as_ref();
+        Ok(TeamClosing {
+            team: team.clone(),
+            state: if closing.is_some() { "closing" } else { "open" }.into(),
+            closed_at: closing.map(|c| c.closed_at),
+            deletes_at: closing.map(|c| c.deletes_at),
+            version: scoped.state.version,
+        })
     }
 
     /// Closes a team (see the module): its owner only, `confirm` naming
@@ -582,10 +613,11 @@ impl Service {
             });
         };
         if closing.deleting {
-            return Err(ServiceError::Refused {
+            // Only reached by a caller let in, which deletion refuses; kept
+            // so that no path reopens a team being deleted.
+            return Err(ServiceError::Denied {
                 code: code::TEAM_CLOSED,
                 message: format!("team {team} is being deleted: it can no longer be reopened"),
-                extra: None,
             });
         }
         check_version(&scoped, expected)?;

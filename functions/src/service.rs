@@ -55,6 +55,10 @@ pub enum ServiceError {
     /// A grant of permissions the actor does not hold itself.
     #[error("{0}")]
     Escalation(String),
+    /// The caller may not use this team now (403 with its own `code`, e.g.
+    /// `team_closed` for a member of a closed team).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// The team's state refuses the request (409 with its own `code`, e.g.
     /// `team_closed`), with facts for the client in `extra`.
     #[error("{message}")]

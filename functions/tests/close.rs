@@ -338,17 +338,17 @@ async fn a_closing_team_refuses_all_but_its_owner_who_may_reopen_it_as_it_was() 
         .await
         .expect("token")
         .secret;
-    let (status, body) = w
+    let (status, closed) = w
         .close(json!({"confirm": "acme", "force": true}), &w.alice)
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::OK, "{closed}");
 
-    // Members, invitees and the team's API keys learn that it is closed.
+    // Members, invitees and the team's API keys are refused, and told why.
     for (who, token) in [("bob", &w.bob), ("the API key", &w.key)] {
         let (status, body) = w.send("GET", "/teams/acme/members", None, token).await;
         assert_eq!(
             (status, code(&body)),
-            (StatusCode::CONFLICT, Some("team_closed")),
+            (StatusCode::FORBIDDEN, Some("team_closed")),
             "{who}: {body}"
         );
     }
@@ -364,7 +364,7 @@ async fn a_closing_team_refuses_all_but_its_owner_who_may_reopen_it_as_it_was() 
         .await;
     assert_eq!(
         (status, code(&body)),
-        (StatusCode::CONFLICT, Some("team_closed")),
+        (StatusCode::FORBIDDEN, Some("team_closed")),
         "carol's link: {body}"
     );
     let preview = w
@@ -418,6 +418,10 @@ async fn a_closing_team_refuses_all_but_its_owner_who_may_reopen_it_as_it_was() 
         );
     }
     // ... but the owner still reads, the audit trail included.
+    let (status, closing) = w.send("GET", "/teams/acme/close", None, &w.alice).await;
+    assert_eq!(status, StatusCode::OK, "{closing}");
+    assert_eq!(closing["state"], "closing");
+    assert_eq!(closing["deletes_at"], closed["deletes_at"]);
     let (status, state) = w.send("GET", "/teams/acme/state", None, &w.alice).await;
     assert_eq!(status, StatusCode::OK);
     let (status, audit) = w.send("GET", "/teams/acme/audit", None, &w.alice).await;
@@ -443,6 +447,13 @@ async fn a_closing_team_refuses_all_but_its_owner_who_may_reopen_it_as_it_was() 
     let (status, body) = w.send("POST", "/teams/acme/reopen", None, &w.alice).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "open");
+    let (status, open) = w.send("GET", "/teams/acme/close", None, &w.bob).await;
+    assert_eq!(
+        (status, &open["state"]),
+        (StatusCode::OK, &json!("open")),
+        "{open}"
+    );
+    assert!(open.get("deletes_at").is_none());
     let (_, after) = w.send("GET", "/teams/acme/state", None, &w.alice).await;
     let without_version = |v: &Value| {
         let mut v = v.clone();
@@ -700,13 +711,13 @@ async fn deleting_a_large_team_goes_in_bounded_pages_and_resumes() {
         let (status, body) = w.send("POST", "/teams/acme/reopen", None, &w.alice).await;
         assert_eq!(
             (status, code(&body)),
-            (StatusCode::CONFLICT, Some("team_closed")),
+            (StatusCode::FORBIDDEN, Some("team_closed")),
             "{body}"
         );
         let (status, body) = w.send("GET", "/teams/acme/state", None, &w.alice).await;
         assert_eq!(
             (status, code(&body)),
-            (StatusCode::CONFLICT, Some("team_closed")),
+            (StatusCode::FORBIDDEN, Some("team_closed")),
             "a half-deleted team is shown to nobody: {body}"
         );
         assert!(rounds < 50, "the sweep makes progress");

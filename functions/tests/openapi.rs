@@ -55,6 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/teams/{team}/roles"),
     ("put", "/teams/{team}/roles/{name}"),
     ("delete", "/teams/{team}/roles/{name}"),
+    ("get", "/teams/{team}/close"),
     ("post", "/teams/{team}/close"),
     ("post", "/teams/{team}/reopen"),
 ];

@@ -151,6 +151,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { code, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
+            ServiceError::Denied { code, message } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
             ServiceError::Refused {
                 code,
                 message,

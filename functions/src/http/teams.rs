@@ -29,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(team_state))
         .routes(routes!(apply_changes))
         .routes(routes!(check))
-        .routes(routes!(close_team))
+        .routes(routes!(closing_state, close_team))
         .routes(routes!(reopen_team))
 }
 
@@ -223,12 +223,33 @@ async fn check(
     ))
 }
 
+/// Whether the team is open or closing, and when a closing team is deleted.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/close",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(TeamPath),
+    responses(
+        (status = 200, description = "`open`, or `closing` with `closed_at` and `deletes_at` (needs `team.settings.read`; while the team is closing, only its owner gets in)", body = TeamClosing, headers(("ETag" = String, description = "The team's version"))),
+        (status = 403, description = "`forbidden`: the caller lacks `team.settings.read`; or `team_closed`: the team is closed and the caller is not its owner", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated, TeamNotFound, Internal
+    )
+)]
+async fn closing_state(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+) -> Result<Response, ApiError> {
+    let closing = state.service.closing_state(&team, &who).await?;
+    Ok((etag(closing.version), Json(closing)).into_response())
+}
+
 /// Closing a team: its owner names it again.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseTeam {
     /// The team id again, so that a stray call cannot close a team.
-    #[schema(example = "acme")]
     pub confirm: String,
     /// Close although other members or pending invitations remain.
     #[serde(default)]
@@ -253,7 +274,7 @@ pub struct CloseTeam {
     responses(
         (status = 200, description = "The team is closing; `deletes_at` says when it is deleted", body = TeamClosing, headers(("ETag" = String, description = "The team's version after closing"))),
         (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: only the owner closes a team, and never with an API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner closes a team, and never with an API key; `team_closed`: the team is being deleted", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`team_not_empty`: other members or pending invitations remain (`members`, `invitations`), close with `force` to mean it; `transfer_pending`: cancel the ownership transfer first; `team_closed`: it is closed already; `version_conflict`; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`confirmation_mismatch`: `confirm` is not the team id; `validation_failed` (a body of the wrong shape, see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, TeamNotFound, BodyRefusals, Stale, Internal
@@ -285,8 +306,8 @@ async fn close_team(
     responses(
         (status = 200, description = "The team is open again", body = TeamClosing, headers(("ETag" = String, description = "The team's version after reopening"))),
         (status = 400, description = "`bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: only the owner reopens a team, and never with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`team_not_closed`: the team is open; `team_closed`: its deletion has begun; `version_conflict`; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner reopens a team, and never with an API key; `team_closed`: its deletion has begun", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`team_not_closed`: the team is open; `version_conflict`; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, TeamNotFound, Stale, Internal
     )
