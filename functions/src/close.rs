@@ -19,17 +19,16 @@
 //!   (from then on reopening is refused), then deletes the team's partition
 //!   in pages of bounded size, each page with the look-ups outside the
 //!   partition that its items name (`USER#<email>` / `TEAM#<id>`,
-//!   `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`), and `META` with the
-//!   entry last. An interrupted sweep resumes where it stopped: `META`
+//!   `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`, the `IDEMP#...`
+//!   records of its requests), and `META` with the entry last. An interrupted sweep resumes where it stopped: `META`
 //!   still says `deleting` until the last page.
 //!
 //! Once deleted, the team id is free again: a later `create_team` makes a
 //! new team under it; nothing of the old team remains to be mistaken for it
 //! (its archive is named by id and deadline). Personal access tokens belong
 //! to people, not teams, and stay; they open nothing of a deleted team.
-//! Idempotency records are keyed by caller, not team: they expire 24 hours
-//! after their request, sooner than the shortest grace period, and are never
-//! replayed after that.
+//! Idempotency records are keyed by caller; a request about a team leaves a
+//! reference in the team's partition, by which the sweep deletes them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -456,6 +455,8 @@ fn lookups_of(team: &TeamId, item: &Item) -> Vec<Write> {
         }
     } else if let Some(hash) = sk.strip_prefix(codec::LINK) {
         return vec![delete(format!("TOKEN#{hash}"), "TOKEN".into())];
+    } else if sk.starts_with(crate::idempotency::CLAIM_PREFIX) {
+        return vec![delete(sk.to_owned(), crate::idempotency::CLAIM_SK.into())];
     }
     Vec::new()
 }

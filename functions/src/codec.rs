@@ -14,6 +14,8 @@
 //!   `META` names it in `applying` until the last part is in
 //! - `TEAM#<id>` / `LINK#<sha256>`: names each `TOKEN#` look-up the team's
 //!   links wrote, so deleting a closed team finds them without a scan
+//! - `TEAM#<id>` / `IDEMP#<digest>`: names the `Idempotency-Key` record of
+//!   a request about the team (`crate::idempotency`), for the same reason
 //! - `CLOSING` / `DUE#<epoch seconds>#<id>`: a closing team and when it is
 //!   deleted, in deadline order, for the sweep (`crate::close`)
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups

@@ -531,7 +531,28 @@ async fn after_the_grace_period_the_sweep_archives_the_audit_and_leaves_nothing_
         .send("DELETE", "/teams/acme/ownership-transfer", None, &w.alice)
         .await;
     assert!(status.is_success());
-    let other_before: Vec<_> = w.rows().into_iter().filter(|r| !of_acme(r)).collect();
+    // A request with an Idempotency-Key keeps its response under the
+    // caller's key, outside the team's partition.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/teams/acme/invitations")
+        .header(header::AUTHORIZATION, format!("Bearer {}", w.alice))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "invite-fred")
+        .body(Body::from(
+            json!({"email": "fred@acme.com", "roles": ["viewer"]}).to_string(),
+        ))
+        .expect("request");
+    let res = w.router.clone().oneshot(req).await.expect("answer");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(w.rows().iter().any(|(pk, ..)| pk.starts_with("IDEMP#")));
+    let of_acme_or_its_requests =
+        |r: &(String, String, String)| of_acme(r) || r.0.starts_with("IDEMP#");
+    let other_before: Vec<_> = w
+        .rows()
+        .into_iter()
+        .filter(|r| !of_acme_or_its_requests(r))
+        .collect();
     let kinds: std::collections::BTreeSet<String> = w
         .rows()
         .iter()
@@ -550,6 +571,7 @@ async fn after_the_grace_period_the_sweep_archives_the_audit_and_leaves_nothing_
         "TEAM/LINK",
         "TEAM/OUTBOX",
         "TEAM/AUDIT",
+        "TEAM/IDEMP",
         "TEAM/META",
         "USER/TEAM",
         "KEY/KEY",
@@ -578,7 +600,11 @@ async fn after_the_grace_period_the_sweep_archives_the_audit_and_leaves_nothing_
     assert_eq!(report.deleted, std::slice::from_ref(&w.team), "{report:?}");
     assert!(!report.unfinished);
 
-    let left: Vec<_> = w.rows().into_iter().filter(of_acme).collect();
+    let left: Vec<_> = w
+        .rows()
+        .into_iter()
+        .filter(of_acme_or_its_requests)
+        .collect();
     assert!(left.is_empty(), "rows of the team left behind: {left:#?}");
     let others: Vec<_> = w.rows().into_iter().collect();
     assert_eq!(others, other_before, "everything else is as it was");
