@@ -389,6 +389,16 @@ impl Catalog {
                             continue;
                         };
                         match catalog.permission(&s) {
+                            // Closing (and so deleting) a team is its owner's
+                            // decision alone; the service checks ownership,
+                            // and a catalog must not say otherwise.
+                            Some(found) if found.id.as_str() == perm::CLOSE => c.error(
+                                yaml::loc_of(p),
+                                format!(
+                                    "`{}` is held by the owner alone and cannot be given to {what}",
+                                    perm::CLOSE
+                                ),
+                            ),
                             Some(found) => {
                                 def.permissions.insert(found.id.clone());
                             }

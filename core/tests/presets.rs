@@ -305,3 +305,24 @@ fn permission_constants_are_the_service_permissions() {
         assert!(Catalog::standard().permission(id).is_some(), "{id}");
     }
 }
+
+#[test]
+fn a_catalog_cannot_give_closing_a_team_to_a_role_other_than_owner() {
+    let source = "name: mine\nmultiple_roles: true\ncustom_roles: false\nprevious_owner_role: admin\n\
+                  roles:\n  admin:\n    permissions: [team.members.read, team.close]\n";
+    let error = Catalog::from_yaml("mine.yaml", source)
+        .expect_err("team.close outside owner")
+        .to_string();
+    assert!(
+        error.contains("mine.yaml:7") && error.contains("`team.close` is held by the owner alone"),
+        "{error}"
+    );
+    let without = source.replace(", team.close", "");
+    let catalog = Catalog::from_yaml("mine.yaml", &without).expect("the same catalog without it");
+    assert!(
+        catalog
+            .role(&role("owner"))
+            .is_some_and(|owner| owner.permissions.iter().any(|p| p.as_str() == "team.close")),
+        "the owner still holds it"
+    );
+}

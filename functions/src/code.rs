@@ -58,6 +58,18 @@ codes! {
     SELF_REMOVAL = "self_removal",
     /// A permission the catalog does not have.
     UNKNOWN_PERMISSION = "unknown_permission",
+    /// The team is closed and waits for deletion: only its owner may read
+    /// it or reopen it.
+    TEAM_CLOSED = "team_closed",
+    /// The team is not closed (reopening an open team).
+    TEAM_NOT_CLOSED = "team_not_closed",
+    /// Other members or pending invitations remain (`members`,
+    /// `invitations`); close with `force` to mean it.
+    TEAM_NOT_EMPTY = "team_not_empty",
+    /// An ownership transfer is pending: cancel it first.
+    TRANSFER_PENDING = "transfer_pending",
+    /// The confirmation does not name the team.
+    CONFIRMATION_MISMATCH = "confirmation_mismatch",
     /// The service failed; the cause is logged, not told.
     INTERNAL = "internal",
 }

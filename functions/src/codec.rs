@@ -12,6 +12,12 @@
 //! - `TEAM#<id>` / `INTENT#<intent>#<chunk>`: the prepared writes of a batch
 //!   larger than one transaction, while it is applied (see `crate::intent`);
 //!   `META` names it in `applying` until the last part is in
+//! - `TEAM#<id>` / `LINK#<sha256>`: names each `TOKEN#` look-up the team's
+//!   links wrote, so deleting a closed team finds them without a scan
+//! - `TEAM#<id>` / `IDEMP#<digest>`: names the `Idempotency-Key` record of
+//!   a request about the team (`crate::idempotency`), for the same reason
+//! - `CLOSING` / `DUE#<epoch seconds>#<id>`: a closing team and when it is
+//!   deleted, in deadline order, for the sweep (`crate::close`)
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
 //! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
 //!
@@ -40,6 +46,10 @@ pub const OUTBOX: &str = "OUTBOX#";
 pub const APIKEY: &str = "APIKEY#";
 pub const HOLDER: &str = "HOLDER#";
 pub const INTENT: &str = "INTENT#";
+pub const LINK: &str = "LINK#";
+/// The partition listing closing teams by deadline.
+pub const CLOSING_PK: &str = "CLOSING";
+pub const DUE: &str = "DUE#";
 
 pub fn team_pk(team: &TeamId) -> String {
     format!("TEAM#{team}")
@@ -74,6 +84,16 @@ pub fn intent_prefix(intent: &str) -> String {
 }
 pub fn intent_sk(intent: &str, chunk: usize) -> String {
     format!("{}{chunk:04}", intent_prefix(intent))
+}
+/// The reference a team keeps to one of its `TOKEN#<hash>` look-ups.
+pub fn link_ref_item(team: &TeamId, hash: &str, expires_at: i64) -> Item {
+    Item::new(team_pk(team), format!("{LINK}{hash}"))
+        .with("type", "link_ref")
+        .with("expires_at", expires_at)
+}
+/// A closing team's entry in the sweep's list: sorted by deadline.
+pub fn due_sk(deletes_at: i64, team: &TeamId) -> String {
+    format!("{DUE}{:012}#{team}", deletes_at.max(0))
 }
 /// Audit and outbox keys sort by version, then by position in the batch.
 pub fn event_sk(prefix: &str, version: u64, seq: usize) -> String {
@@ -148,6 +168,23 @@ pub struct Meta {
     /// A batch in progress: every access finishes it before going on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applying: Option<Applying>,
+    /// The team is closed and waits for deletion (`crate::close`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Closing>,
+}
+
+/// A closed team: refused to everyone but its owner, who may read it or
+/// reopen it until `deletes_at`; then the sweep archives its audit trail and
+/// deletes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Closing {
+    pub closed_at: teamform_core::Timestamp,
+    pub deletes_at: teamform_core::Timestamp,
+    /// The actor who closed it, as the audit trail names actors.
+    pub by: String,
+    /// The audit trail is archived and deletion has begun: no way back.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 /// The batch a team is in the middle of applying: the intent holding its
@@ -188,6 +225,7 @@ impl Meta {
             version: state.version,
             counts,
             applying: None,
+            closing: None,
         }
     }
 

@@ -42,6 +42,9 @@ const TTL_HOURS: i64 = 24;
 /// How long a running request holds its key before a retry may take it over.
 pub const LEASE_SECS: i64 = 30;
 const SK: &str = "IDEMP";
+/// The sort key of every claim, and the prefix of its partition key.
+pub(crate) const CLAIM_SK: &str = SK;
+pub(crate) const CLAIM_PREFIX: &str = "IDEMP#";
 
 /// The key the running request holds, seen by the service while it runs.
 #[derive(Debug, Clone)]
@@ -114,7 +117,10 @@ pub fn digest(parts: &[&[u8]]) -> String {
 
 /// Where the claim of `key` sent by the principal `actor` is kept.
 pub fn claim_pk(actor: &str, key: &str) -> String {
-    format!("IDEMP#{}", digest(&[actor.as_bytes(), key.as_bytes()]))
+    format!(
+        "{CLAIM_PREFIX}{}",
+        digest(&[actor.as_bytes(), key.as_bytes()])
+    )
 }
 
 /// The fingerprint of a request: what a replay must match.
@@ -338,7 +344,7 @@ async fn claim(
             item: running(1),
             condition: Condition::NotExists,
         };
-        match store.transact(vec![put]).await {
+        match store.transact(with_team_ref(put, team, pk, now)).await {
             Ok(()) => return Ok(Claim::Held(1)),
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {}
             Err(e) => return Err(e),
@@ -367,7 +373,7 @@ async fn claim(
                 condition: Condition::VersionEquals(u64::try_from(version).unwrap_or(0)),
             };
             let taken = u64::try_from(version + 1).unwrap_or(0);
-            return match store.transact(vec![take]).await {
+            return match store.transact(with_team_ref(take, team, pk, now)).await {
                 Ok(()) => Ok(Claim::Held(taken)),
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
                     Ok(Claim::Answered(in_use()))
@@ -391,6 +397,23 @@ async fn claim(
         return Ok(Claim::Answered(in_use()));
     }
     Ok(Claim::Answered(in_use()))
+}
+
+/// A claim's write, and a reference to the claim in the team's partition
+/// (`TEAM#<team>` / `IDEMP#...`, expiring with it) for a request about a
+/// team: deleting a closed team deletes the records of its requests too
+/// (`crate::close`), since they are keyed by caller, not team.
+fn with_team_ref(claim: Write, team: Option<&TeamId>, pk: &str, now: i64) -> Vec<Write> {
+    let mut writes = vec![claim];
+    if let Some(team) = team {
+        writes.push(Write::Put {
+            item: Item::new(crate::codec::team_pk(team), pk)
+                .with("type", "idempotency_ref")
+                .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds()),
+            condition: Condition::None,
+        });
+    }
+    writes
 }
 
 /// The body to keep: JSON with any `secret` replaced by a note.

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod close;
 pub mod code;
 pub mod codec;
 pub mod credentials;

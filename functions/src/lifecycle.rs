@@ -171,6 +171,7 @@ impl Service {
             .load_scoped(&link.team, &Principal::LocalOwner, [&link.email])
             .await?
             .ok_or_else(|| gone(invalid, "the team is gone"))?;
+        crate::close::refuse_if_closing(&scoped)?;
         let state = &scoped.state;
         let mut preview = LinkPreview {
             kind,
@@ -542,6 +543,10 @@ impl Service {
                     transfer.expires_at,
                 ),
                 Condition::NotExists,
+            ),
+            put(
+                codec::link_ref_item(&state.team, &accept.hash, transfer.expires_at.timestamp()),
+                Condition::None,
             ),
         ];
         let mail = Mail {

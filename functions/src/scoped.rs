@@ -34,6 +34,8 @@ pub struct Scoped {
     pub counts: Counts,
     /// Whose standing was read (present in `state` or known to be absent).
     pub people: BTreeSet<Email>,
+    /// The team is closed, waiting for deletion (only its owner gets here).
+    pub closing: Option<codec::Closing>,
 }
 
 /// A team's custom roles.
@@ -150,6 +152,7 @@ impl Service {
             return Ok(None);
         };
         let meta: Meta = codec::decode(&meta, &[])?;
+        let closing = meta.closing.clone();
         let transfer = s.get(&pk, codec::TRANSFER).await?;
         let roles = s.query_all(&pk, codec::ROLE).await?;
         let mut people: BTreeSet<Email> = emails.clone();
@@ -180,10 +183,12 @@ impl Service {
         let counts = meta.counts;
         let state =
             codec::state_from_meta(meta, &members, &invitations, &roles, transfer.as_ref())?;
+        crate::close::admit_while_closing(who, &state, closing.as_ref())?;
         Ok(Some(Scoped {
             state,
             counts,
             people,
+            closing,
         }))
     }
 

@@ -55,6 +55,18 @@ pub enum ServiceError {
     /// A grant of permissions the actor does not hold itself.
     #[error("{0}")]
     Escalation(String),
+    /// The caller may not use this team now (403 with its own `code`, e.g.
+    /// `team_closed` for a member of a closed team).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    /// The team's state refuses the request (409 with its own `code`, e.g.
+    /// `team_closed`), with facts for the client in `extra`.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        extra: Option<Value>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -173,6 +185,10 @@ pub struct Service {
     /// Base of links in emails (`{public_url}/join?token=...`): given at
     /// start, or learnt from the first request (`learn_public_url`).
     public_url: std::sync::OnceLock<String>,
+    /// How closing a team works here (`crate::close`).
+    pub(crate) close: crate::close::CloseSettings,
+    /// Where closed teams' audit trails go; `None`: into the store itself.
+    pub(crate) archive: Option<Arc<dyn crate::close::Archive>>,
 }
 
 /// What `GET /teams/{team}/members` filters on.
@@ -253,6 +269,8 @@ impl Service {
                 }
                 known
             },
+            close: crate::close::CloseSettings::default(),
+            archive: None,
         }
     }
 
@@ -573,9 +591,11 @@ impl Service {
             mut state,
             mut counts,
             people,
+            closing: _,
         } = match loaded {
             Some(scoped) => {
                 admit(who, &scoped.state)?;
+                crate::close::refuse_if_closing(&scoped)?;
                 scoped
             }
             None if creating => Scoped {
@@ -587,6 +607,7 @@ impl Service {
                 ),
                 counts: Counts::default(),
                 people,
+                closing: None,
             },
             None => return Err(ServiceError::NotFound),
         };
@@ -807,6 +828,11 @@ impl Service {
                     &inv.link,
                     inv.expires_at,
                 )));
+                writes.push(put(codec::link_ref_item(
+                    team,
+                    &link.hash,
+                    inv.expires_at.timestamp(),
+                )));
                 mails.push(Mail {
                     to: email.to_string(),
                     subject: format!("You are invited to join {}", state.display_name),
@@ -850,6 +876,11 @@ impl Service {
                         from,
                         &t.link,
                         t.expires_at,
+                    )));
+                    writes.push(put(codec::link_ref_item(
+                        team,
+                        &link.hash,
+                        t.expires_at.timestamp(),
                     )));
                     mails.push(Mail {
                         to: from.to_string(),
@@ -1104,6 +1135,25 @@ impl Service {
         writes: Vec<Write>,
         mails: Vec<Mail>,
     ) -> Result<u64, ServiceError> {
+        crate::close::refuse_if_closing(team)?;
+        self.commit_team(team, who, action, detail, writes, mails, None)
+            .await
+    }
+
+    /// Commits an operation like `commit_operation_mailing`, leaving the
+    /// team's `META` with `closing` (closing and reopening a team set it;
+    /// every other commit leaves none).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_team(
+        &self,
+        team: &Scoped,
+        who: &Principal,
+        action: &str,
+        detail: Value,
+        writes: Vec<Write>,
+        mails: Vec<Mail>,
+        closing: Option<codec::Closing>,
+    ) -> Result<u64, ServiceError> {
         let now = self.now();
         let keys = writes
             .iter()
@@ -1111,11 +1161,13 @@ impl Service {
             .collect();
         let audit = json!({ "at": now.to_rfc3339(), "actor": who.actor(), "action": action, "change": detail });
         let state = &team.state;
+        let mut after = codec::Meta::of(state, team.counts);
+        after.closing = closing;
         let step = Step {
             writes,
             audit,
             mails,
-            after: codec::Meta::of(state, team.counts),
+            after,
             keys,
         };
         self.commit(&state.team, state.version, vec![step], now)

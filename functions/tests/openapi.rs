@@ -55,6 +55,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/teams/{team}/roles"),
     ("put", "/teams/{team}/roles/{name}"),
     ("delete", "/teams/{team}/roles/{name}"),
+    ("get", "/teams/{team}/close"),
+    ("post", "/teams/{team}/close"),
+    ("post", "/teams/{team}/reopen"),
 ];
 
 /// Public operations that take no input: no client error is possible.

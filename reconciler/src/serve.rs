@@ -9,7 +9,9 @@
 //! email's body or any link secret: mail is written to the outbox directory
 //! beside the store and only its path and recipient are logged. Mail is
 //! delivered from the committed outbox items, after each change and, for
-//! what a killed run left, at start.
+//! what a killed run left, at start. Every hour (and at start) it deletes
+//! the closed teams whose grace period ended, archiving their audit trails
+//! beside the store (`<store>.archive/`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use axum::response::Response;
 use teamform_core::Email;
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
+use teamform_functions::close::{CloseSettings, DirArchive, spawn_sweeper};
 use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::Service;
@@ -31,6 +34,9 @@ use teamform_functions::store::sqlite::SqliteStore;
 use tracing::Instrument;
 
 use crate::cli::Global;
+
+/// How often `serve` deletes the closed teams whose grace period ended.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What `serve` was told beyond the global flags.
 #[derive(Debug, Clone)]
@@ -154,12 +160,19 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     tracing::info!(outbox = %outbox.dir().display(), "local mail goes to the outbox directory");
     deliver_left(&outbox, store.as_ref()).await;
     let mut service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
-        .with_mail_sink(Arc::new(outbox));
+        .with_mail_sink(Arc::new(outbox))
+        .with_close_settings(CloseSettings::from_env().map_err(|e| anyhow!(e))?);
+    // Closed teams' audit trails: files beside a SQLite store; in the table
+    // itself (with a TTL) over DynamoDB.
+    if let Backend::Sqlite(path) = &backend {
+        service = service.with_archive(Arc::new(DirArchive::beside(path)));
+    }
     if owner.is_none() {
         service = service.with_local_owner_tokens();
     }
     let service = Arc::new(service);
     bootstrap(&service, owner).await?;
+    let _sweeper = spawn_sweeper(service.clone(), SWEEP_EVERY);
     // The last line of start-up: everything printed before it is complete.
     println!(
         "teamform serve: catalog {}, listening on http://{local}",

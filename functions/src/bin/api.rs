@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use teamform_functions::clock::SystemClock;
+use teamform_functions::close::CloseSettings;
 use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::oidc::{OidcConfig, Verifier};
 use teamform_functions::service::Service;
@@ -22,7 +23,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(catalog),
         Arc::new(SystemClock),
         public_url,
-    );
+    )
+    .with_close_settings(CloseSettings::from_env()?);
     let service = Arc::new(service);
     let mut state = AppState::new(service.clone(), Anonymous::Refused);
     if let Some(config) = OidcConfig::from_env()? {

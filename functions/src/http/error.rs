@@ -151,6 +151,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { code, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
+            ServiceError::Denied { code, message } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            ServiceError::Refused {
+                code,
+                message,
+                extra,
+            } => ApiError {
+                extra,
+                ..ApiError::new(StatusCode::CONFLICT, code, message)
+            },
             ServiceError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, code::CONFLICT, detail)
             }

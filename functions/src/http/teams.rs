@@ -19,6 +19,7 @@ use super::error::{ApiError, FieldError, field};
 use super::extract::{Body, Caller, IfMatch, Params, TeamPath};
 use super::settings::settings_in_range;
 use super::{AppState, etag, precondition};
+use crate::close::TeamClosing;
 use crate::openapi::schema::{self, Problem};
 use crate::service::BatchOptions;
 
@@ -28,6 +29,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(team_state))
         .routes(routes!(apply_changes))
         .routes(routes!(check))
+        .routes(routes!(closing_state, close_team))
+        .routes(routes!(reopen_team))
 }
 
 /// A new team and its owner.
@@ -218,4 +221,107 @@ async fn check(
     Ok(Json(
         json!({ "permission": p.permission, "allowed": allowed }),
     ))
+}
+
+/// Whether the team is open or closing, and when a closing team is deleted.
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/close",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(TeamPath),
+    responses(
+        (status = 200, description = "`open`, or `closing` with `closed_at` and `deletes_at` (needs `team.settings.read`; while the team is closing, only its owner gets in)", body = TeamClosing, headers(("ETag" = String, description = "The team's version"))),
+        (status = 403, description = "`forbidden`: the caller lacks `team.settings.read`; or `team_closed`: the team is closed and the caller is not its owner", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated, TeamNotFound, Internal
+    )
+)]
+async fn closing_state(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+) -> Result<Response, ApiError> {
+    let closing = state.service.closing_state(&team, &who).await?;
+    Ok((etag(closing.version), Json(closing)).into_response())
+}
+
+/// Closing a team: its owner names it again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseTeam {
+    /// The team id again, so that a stray call cannot close a team.
+    pub confirm: String,
+    /// Close although other members or pending invitations remain.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Closes the team: the owner only (never an API key), naming the team
+/// again in `confirm`.
+///
+/// The team is then refused to everyone but its owner (`team_closed`), who
+/// may still read it (its audit trail included) and reopen it until it is
+/// deleted, `close_grace_days` after closing. Before deletion its audit
+/// trail is archived as JSON Lines and kept for `audit_retention_days`.
+/// Once deleted, the team id may be used for a new team.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/close",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(TeamPath, IfMatch, IdempotencyKey),
+    request_body = CloseTeam,
+    responses(
+        (status = 200, description = "The team is closing; `deletes_at` says when it is deleted", body = TeamClosing, headers(("ETag" = String, description = "The team's version after closing"))),
+        (status = 400, description = "`malformed_json`, `bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner closes a team, and never with an API key; `team_closed`: the team is being deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`team_not_empty`: other members or pending invitations remain (`members`, `invitations`), close with `force` to mean it; `transfer_pending`: cancel the ownership transfer first; `team_closed`: it is closed already; `version_conflict`; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`confirmation_mismatch`: `confirm` is not the team id; `validation_failed` (a body of the wrong shape, see `errors`); or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated, TeamNotFound, BodyRefusals, Stale, Internal
+    )
+)]
+async fn close_team(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    IfMatch(expected): IfMatch,
+    Body(body): Body<CloseTeam>,
+) -> Result<Response, ApiError> {
+    let closing = state
+        .service
+        .close_team(&team, &who, &body.confirm, body.force, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok((etag(closing.version), Json(closing)).into_response())
+}
+
+/// Reopens a closing team, exactly as it was: the owner only, until its
+/// deletion has begun.
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/reopen",
+    tag = "teams",
+    security(("bearer" = [])),
+    params(TeamPath, IfMatch, IdempotencyKey),
+    responses(
+        (status = 200, description = "The team is open again", body = TeamClosing, headers(("ETag" = String, description = "The team's version after reopening"))),
+        (status = 400, description = "`bad_request`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the owner reopens a team, and never with an API key; `team_closed`: its deletion has begun", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`team_not_closed`: the team is open; `version_conflict`; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated, TeamNotFound, Stale, Internal
+    )
+)]
+async fn reopen_team(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    TeamPath(team): TeamPath,
+    IfMatch(expected): IfMatch,
+) -> Result<Response, ApiError> {
+    let open = state
+        .service
+        .reopen_team(&team, &who, expected)
+        .await
+        .map_err(|e| precondition(e, expected.is_some()))?;
+    Ok((etag(open.version), Json(open)).into_response())
 }
