@@ -30,8 +30,11 @@ pub enum ModelError {
 /// lowercase); the address is shown as it was written.
 #[derive(Clone)]
 pub struct Email {
-    written: String,
-    key: String,
+    written: Box<str>,
+    /// The normalized form when it differs from `written`: most addresses
+    /// are written in lowercase, and a team of 100,000 holds each one
+    /// several times (map keys, values, the plan's sides).
+    lowered: Option<Box<str>>,
 }
 
 impl Email {
@@ -50,9 +53,8 @@ impl Email {
             && local
                 .chars()
                 .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
-        let labels: Vec<&str> = domain.split('.').collect();
-        let domain_ok = labels.len() >= 2
-            && labels.iter().all(|l| {
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= 63
                     && !l.starts_with('-')
@@ -62,9 +64,17 @@ impl Email {
         if !local_ok || !domain_ok {
             return Err(bad());
         }
+        let lowered = if written
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
+            Some(written.to_lowercase()).filter(|l| l != written)
+        } else {
+            None
+        };
         Ok(Self {
-            written: written.to_owned(),
-            key: written.to_lowercase(),
+            written: written.into(),
+            lowered: lowered.map(String::into_boxed_str),
         })
     }
 
@@ -75,19 +85,19 @@ impl Email {
 
     /// The normalized form: the identity used for comparison and storage keys.
     pub fn key(&self) -> &str {
-        &self.key
+        self.lowered.as_deref().unwrap_or(&self.written)
     }
 }
 
 impl PartialEq for Email {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.key() == other.key()
     }
 }
 impl Eq for Email {}
 impl Hash for Email {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
+        self.key().hash(state);
     }
 }
 impl PartialOrd for Email {
@@ -97,7 +107,7 @@ impl PartialOrd for Email {
 }
 impl Ord for Email {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
+        self.key().cmp(other.key())
     }
 }
 impl fmt::Display for Email {
@@ -354,3 +364,33 @@ impl TeamState {
 crate::map_only!(CustomRole, "a custom role object");
 
 crate::map_only!(Settings, "a settings object");
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failure is the report
+    use super::*;
+
+    #[test]
+    fn an_email_keeps_how_it_was_written_and_compares_by_its_lowercase_form() {
+        let mixed = Email::parse(" Ada.Lovelace@Example.COM ").unwrap();
+        let lower = Email::parse("ada.lovelace@example.com").unwrap();
+        assert_eq!(mixed.as_str(), "Ada.Lovelace@Example.COM");
+        assert_eq!(mixed.key(), "ada.lovelace@example.com");
+        assert_eq!(lower.key(), lower.as_str());
+        assert_eq!(mixed, lower);
+        assert_eq!(mixed.cmp(&lower), Ordering::Equal);
+        let hash = |e: &Email| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            e.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&mixed), hash(&lower));
+        // Beyond ASCII too.
+        let umlaut = Email::parse("Ünal@Örnek.de").unwrap();
+        assert_eq!(umlaut.key(), "ünal@örnek.de");
+        assert_eq!(umlaut, Email::parse("ünal@örnek.de").unwrap());
+        for bad in ["a@b", "a@.b.c", "a@b..c", ".a@b.c", "a@-b.c"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
