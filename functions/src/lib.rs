@@ -7,6 +7,7 @@ pub mod clock;
 pub mod code;
 pub mod codec;
 pub mod credentials;
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod intent;
