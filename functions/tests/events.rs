@@ -488,3 +488,36 @@ async fn a_page_action_records_source_page_and_the_person() {
     assert_eq!(audit["actor_kind"], "person");
     assert_eq!(audit["request_id"].as_str().unwrap().len(), 36);
 }
+
+#[tokio::test]
+async fn a_batch_beyond_one_transaction_is_published_whole_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let svc = service(store, vec![Arc::new(JsonlFile::new(&file))]);
+    let mut changes = vec![create()];
+    changes.extend((0..150).map(|i| invite(&format!("p{i}@acme.com"))));
+    apply(&svc, &changes).await;
+    let mut events: Vec<CloudEvent> = Vec::new();
+    for _ in 0..250 {
+        events = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if events.len() >= changes.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), changes.len(), "one event per change");
+    assert_in_order(&events);
+    assert!(
+        events.last().unwrap().version() > 1,
+        "committed in several parts, one version each"
+    );
+    assert_eq!(
+        events.last().unwrap().subject.as_deref(),
+        Some("p149@acme.com")
+    );
+}
