@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Lambda bootstrap of the team service for arm64 (provided.al2023):
 #
-#   infra/package.sh            ->  target/lambda/{api,mailer,sweeper}/bootstrap
+#   infra/package.sh            ->  target/lambda/{api,mailer,sweeper,events}/bootstrap
 #
 # Needs Rust (rustup) and Python 3. cargo-lambda and the zig linker it uses come
 # from PyPI into .venv-lambda/ (gitignored, ~400 MB). A cold release build takes
@@ -35,10 +35,10 @@ command -v rustup >/dev/null || die "rustup not found: the $TARGET standard libr
 rustup target add "$TARGET" >/dev/null 2>&1 || die "rustup target add $TARGET failed"
 stage "rust target $TARGET installed"
 
-stage "cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper"
-cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper
+stage "cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper --bin events"
+cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper --bin events
 
-for function in api mailer sweeper; do
+for function in api mailer sweeper events; do
     BOOTSTRAP="$ROOT/target/lambda/$function/bootstrap"
     [[ -f "$BOOTSTRAP" ]] || die "build finished but $BOOTSTRAP is missing"
     size=$(wc -c <"$BOOTSTRAP")

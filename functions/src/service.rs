@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use teamform_core::change::Requirement;
 use teamform_core::model::{Invitation, Member, Roles};
 use teamform_core::{Catalog, Change, ChangeError, Email, TeamId, TeamState, Timestamp};
@@ -165,8 +165,16 @@ pub trait MailSink: Send + Sync + 'static {
     async fn deliver(&self, store: &dyn Store, team: &TeamId);
 }
 
+/// Told, after each commit, which team moved (locally: `events::LocalEvents`
+/// publishes the team's new audit records from the store; in AWS the events
+/// function reads the table's stream and no listener is set).
+pub trait CommitListener: Send + Sync + 'static {
+    fn committed(&self, team: &TeamId);
+}
+
 pub struct Service {
     mail_sink: Option<Arc<dyn MailSink>>,
+    commit_listener: Option<Arc<dyn CommitListener>>,
     /// Whether a personal token minted for the local owner (no email) is
     /// honoured. Only `teamform serve` over its own SQLite file sets this:
     /// Lambda and a `serve` over DynamoDB never do, so such a token left in a
@@ -256,6 +264,7 @@ impl Service {
     ) -> Self {
         Self {
             mail_sink: None,
+            commit_listener: None,
             local_owner_tokens: false,
             write_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             in_flight: Arc::default(),
@@ -277,6 +286,18 @@ impl Service {
     pub fn with_mail_sink(mut self, sink: Arc<dyn MailSink>) -> Self {
         self.mail_sink = Some(sink);
         self
+    }
+
+    pub fn with_commit_listener(mut self, listener: Arc<dyn CommitListener>) -> Self {
+        self.commit_listener = Some(listener);
+        self
+    }
+
+    /// Tells the listener, if any, that `team` committed a version.
+    pub(crate) fn committed(&self, team: &TeamId) {
+        if let Some(listener) = &self.commit_listener {
+            listener.committed(team);
+        }
     }
 
     /// Waits for this process's turn to write to `team`.
@@ -900,12 +921,12 @@ impl Service {
             .iter()
             .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
             .collect();
-        let audit = json!({
-            "at": now.to_rfc3339(),
-            "actor": who.actor(),
-            "action": change.action(),
-            "change": serde_json::to_value(change).unwrap_or(Value::Null),
-        });
+        let audit = crate::audit::record(
+            who.actor(),
+            change.action(),
+            serde_json::to_value(change).unwrap_or(Value::Null),
+            now,
+        );
         Ok(Step {
             writes,
             audit,
@@ -1073,6 +1094,7 @@ impl Service {
         });
         match self.store.transact(writes).await {
             Ok(()) => {
+                self.committed(team);
                 if mails {
                     self.deliver_mail(team).await;
                 }
@@ -1159,7 +1181,7 @@ impl Service {
             .iter()
             .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
             .collect();
-        let audit = json!({ "at": now.to_rfc3339(), "actor": who.actor(), "action": action, "change": detail });
+        let audit = crate::audit::record(who.actor(), action, detail, now);
         let state = &team.state;
         let mut after = codec::Meta::of(state, team.counts);
         after.closing = closing;

@@ -106,6 +106,10 @@ pub enum Command {
         /// Let the plan remove the person whose token applies it (refused otherwise).
         #[arg(long)]
         allow_self_removal: bool,
+        /// A note recorded with each change in the audit trail and its events
+        /// (`commit abc123`), at most 200 characters.
+        #[arg(long, value_name = "NOTE")]
+        source: Option<String>,
         /// `json`: one document with each file's plan and outcome (needs --auto-approve).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -198,6 +202,16 @@ pub enum Command {
             default_value = "teamform"
         )]
         oidc_audience: String,
+        /// Append each committed change as a CloudEvents JSON line to this file.
+        #[arg(long, value_name = "PATH")]
+        events_file: Option<PathBuf>,
+        /// POST each committed change as a signed CloudEvents event to this URL.
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// The file holding the webhook's signing secret (or set
+        /// TEAMFORM_WEBHOOK_SECRET to the secret itself).
+        #[arg(long, value_name = "FILE", env = "TEAMFORM_WEBHOOK_SECRET_FILE")]
+        webhook_secret_file: Option<PathBuf>,
     },
 }
 

@@ -66,8 +66,34 @@ enum Transport {
     },
 }
 
+/// The header naming where a change comes from (`apply; NOTE`).
+const SOURCE_HEADER: &str = "teamform-source";
+
+/// The `Teamform-Source` value of `teamform apply --source NOTE`: the note on
+/// one line (control characters as spaces), at most 200 characters.
+pub fn source_header(note: Option<&str>) -> anyhow::Result<String> {
+    let Some(note) = note else {
+        return Ok("apply".into());
+    };
+    let note = teamform_functions::mail::single_line(note);
+    let max = teamform_functions::audit::MAX_SOURCE_NOTE;
+    if note.chars().count() > max {
+        anyhow::bail!(
+            "--source has {} characters; at most {max} are recorded",
+            note.chars().count()
+        );
+    }
+    Ok(if note.is_empty() {
+        "apply".into()
+    } else {
+        format!("apply; {note}")
+    })
+}
+
 pub struct Client {
     transport: Transport,
+    /// `Teamform-Source` sent with every request, when set.
+    source: Option<String>,
     /// Where the endpoint is, for messages.
     pub describe: String,
 }
@@ -103,6 +129,7 @@ impl Client {
         let service = local_service(state, catalog, "http://localhost").await?;
         let router = app(AppState::new(Arc::clone(&service), Anonymous::LocalOwner));
         Ok(Client {
+            source: None,
             transport: Transport::InProcess(router, service),
             describe: format!("embedded store {}", state.display()),
         })
@@ -115,9 +142,15 @@ impl Client {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {
+            source: None,
             describe: base.clone(),
             transport: Transport::Remote { base, token, http },
         }
+    }
+
+    /// Names the source of the following requests (`Teamform-Source`).
+    pub fn set_source(&mut self, value: String) {
+        self.source = Some(value);
     }
 
     /// Whether requests carry a team API key (`tfk_...`) rather than a
@@ -177,6 +210,9 @@ impl Client {
         let (status, etag, bytes) = match &self.transport {
             Transport::InProcess(router, _) => {
                 let mut req = Request::builder().method(method).uri(path);
+                if let Some(s) = &self.source {
+                    req = req.header(SOURCE_HEADER, s.as_str());
+                }
                 if let Some(v) = if_match {
                     req = req.header(header::IF_MATCH, format!("\"{v}\""));
                 }
@@ -210,6 +246,9 @@ impl Client {
                 let mut req = http.request(method, format!("{base}{path}"));
                 if let Some(t) = token {
                     req = req.bearer_auth(t);
+                }
+                if let Some(s) = &self.source {
+                    req = req.header(SOURCE_HEADER, s.as_str());
                 }
                 if let Some(v) = if_match {
                     req = req.header(header::IF_MATCH, format!("\"{v}\""));

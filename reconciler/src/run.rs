@@ -73,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             auto_approve,
             max_removals,
             allow_self_removal,
+            source,
             format,
         } => {
             let options = ApplyOptions {
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 max_removals,
                 allow_self_removal,
                 format,
+                source,
             };
             let files = files::expand(&files)?;
             apply_cmd(g, &files, options).await
@@ -122,6 +124,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
             owner,
             oidc_issuer,
             oidc_audience,
+            events_file,
+            webhook,
+            webhook_secret_file,
         } => {
             let options = crate::serve::ServeOptions {
                 addr,
@@ -130,6 +135,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 owner,
                 oidc_issuer,
                 oidc_audience,
+                events_file,
+                webhook,
+                webhook_secret_file,
             };
             crate::serve::serve(g, options).await
         }
@@ -589,12 +597,14 @@ fn load_saved(source: &str) -> Option<SavedPlan> {
 }
 
 /// What `apply` was told beyond its files.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ApplyOptions {
     auto_approve: bool,
     max_removals: Option<RemovalLimit>,
     allow_self_removal: bool,
     format: OutputFormat,
+    /// The note sent as `Teamform-Source: apply; NOTE`.
+    source: Option<String>,
 }
 
 /// How applying one file ended, for the JSON document.
@@ -615,7 +625,9 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
         max_removals,
         allow_self_removal,
         format,
+        source: note,
     } = options;
+    let source_header = crate::client::source_header(note.as_deref())?;
     let text = format == OutputFormat::Text;
     if !text && !auto_approve {
         bail!("apply --format json does not ask for confirmation: pass --auto-approve");
@@ -683,6 +695,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
             code = EXIT_ERROR;
             continue;
         }
+        planned.client.set_source(source_header.clone());
         match execute(&planned.client, plan, allow_self_removal).await {
             Ok(done) => {
                 let failed: Vec<Value> = done

@@ -12,6 +12,11 @@
 //! what a killed run left, at start. Every hour (and at start) it deletes
 //! the closed teams whose grace period ended, archiving their audit trails
 //! beside the store (`<store>.archive/`).
+//!
+//! With `--events-file` and/or `--webhook`, each committed change is
+//! published as a CloudEvents event (`teamform_functions::events`), from a
+//! cursor per target kept in the store: after each change and, for what an
+//! earlier run left, at start.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,6 +30,7 @@ use teamform_core::Email;
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
 use teamform_functions::close::{CloseSettings, DirArchive, spawn_sweeper};
+use teamform_functions::events::{JsonlFile, LocalEvents, Retry, Target, Webhook};
 use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::Service;
@@ -50,6 +56,47 @@ pub struct ServeOptions {
     /// The OpenID Connect issuer people sign in with, and its client id(s).
     pub oidc_issuer: Option<String>,
     pub oidc_audience: String,
+    /// Append events as JSON lines to this file.
+    pub events_file: Option<PathBuf>,
+    /// POST signed events to this URL.
+    pub webhook: Option<String>,
+    /// The webhook's secret, in a file (else `TEAMFORM_WEBHOOK_SECRET`).
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+/// The event targets the flags name.
+fn event_targets(
+    events_file: Option<PathBuf>,
+    webhook: Option<String>,
+    secret_file: Option<PathBuf>,
+) -> Result<Vec<Arc<dyn Target>>> {
+    let mut targets: Vec<Arc<dyn Target>> = Vec::new();
+    if let Some(path) = events_file {
+        targets.push(Arc::new(JsonlFile::new(path)));
+    }
+    if let Some(url) = webhook {
+        let parsed =
+            reqwest::Url::parse(&url).with_context(|| format!("--webhook {url:?} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("--webhook {url:?}: only http and https URLs are posted to");
+        }
+        let secret = match secret_file {
+            Some(file) => std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read --webhook-secret-file {}", file.display()))?,
+            None => std::env::var("TEAMFORM_WEBHOOK_SECRET").map_err(|_| {
+                anyhow!("--webhook needs a signing secret: --webhook-secret-file FILE or TEAMFORM_WEBHOOK_SECRET")
+            })?,
+        };
+        let secret = secret.trim().to_owned();
+        if secret.len() < 16 {
+            bail!(
+                "the webhook secret has {} characters; use at least 16",
+                secret.len()
+            );
+        }
+        targets.push(Arc::new(Webhook::new(url, secret.into_bytes())));
+    }
+    Ok(targets)
 }
 
 /// Where the state lives.
@@ -115,7 +162,11 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
         owner,
         oidc_issuer,
         oidc_audience,
+        events_file,
+        webhook,
+        webhook_secret_file,
     } = options;
+    let targets = event_targets(events_file, webhook, webhook_secret_file)?;
     let oidc = oidc_issuer
         .map(|issuer| {
             teamform_functions::oidc::OidcConfig::new(&issuer, &oidc_audience)
@@ -169,6 +220,14 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     }
     if owner.is_none() {
         service = service.with_local_owner_tokens();
+    }
+    if !targets.is_empty() {
+        let events = LocalEvents::start(service.store().clone(), targets, Retry::default());
+        match events.catch_up(service.store().as_ref()).await {
+            Ok(teams) => tracing::info!(teams, "events are published from each team's cursor"),
+            Err(error) => tracing::error!(%error, "cannot look for events an earlier run left"),
+        }
+        service = service.with_commit_listener(events);
     }
     let service = Arc::new(service);
     bootstrap(&service, owner).await?;

@@ -45,6 +45,12 @@ macro_rules! audit_params {
             /// Only records about this person (email, without case), role or key.
             #[param(max_length = 300)]
             subject: Option<String>,
+            /// Only records made in this request (its `x-request-id`).
+            #[param(max_length = 128)]
+            request_id: Option<String>,
+            /// Only records from this source: `api`, `page` or `apply`.
+            #[param(max_length = 20)]
+            source: Option<String>,
             /// Only records at or after this time (RFC 3339).
             #[param(value_type = Option<String>, format = DateTime)]
             since: Option<Timestamp>,
@@ -60,6 +66,8 @@ macro_rules! audit_params {
                     ("actor", &self.actor, 300),
                     ("action", &self.action, 100),
                     ("subject", &self.subject, 300),
+                    ("request_id", &self.request_id, 128),
+                    ("source", &self.source, 20),
                 ] {
                     if value.as_ref().is_some_and(|v| v.chars().count() > max) {
                         return Err(ApiError::validation(
@@ -75,6 +83,8 @@ macro_rules! audit_params {
                     actor: self.actor.clone(),
                     action: self.action.clone(),
                     subject: self.subject.clone(),
+                    request_id: self.request_id.clone(),
+                    source: self.source.clone(),
                     since: self.since,
                     until: self.until,
                 })

@@ -109,6 +109,9 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
+        // Outermost: every response, a replayed or refused one too, carries
+        // its request id.
+        .layer(axum::middleware::from_fn(crate::audit::request_context))
         .with_state(state)
 }
 
