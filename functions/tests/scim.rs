@@ -479,12 +479,26 @@ async fn crud_paging_filters_and_refusals() {
         .scim(
             "POST",
             "/Users",
-            Some(json!({"userName": "someone", "emails": [{"value": "u1@x.io"}]})),
+            Some(json!({"userName": "someone", "emails": [{"value": "moved@x.io"}]})),
         )
         .await;
     r.scim_error(409, Some("uniqueness"));
+    // A user without an email is kept, but is nobody in the team.
+    let before = w.state().await;
     let r = w
         .scim("POST", "/Users", Some(json!({"userName": "not-an-email"})))
+        .await;
+    assert_eq!(r.is(201)["userName"], "not-an-email");
+    assert!(r.body.get("groups").is_none(), "{:#}", r.body);
+    let after = w.state().await;
+    assert_eq!(before["invitations"], after["invitations"]);
+    assert_eq!(before["members"], after["members"]);
+    let r = w
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "x", "emails": [{"value": "not an email"}]})),
+        )
         .await;
     r.scim_error(400, Some("invalidValue"));
     let r = w
@@ -502,7 +516,11 @@ async fn crud_paging_filters_and_refusals() {
         .await
         .scim_error(404, None);
     let r = w.scim("GET", "/Users", None).await;
-    assert_eq!(r.is(200)["totalResults"], 4);
+    assert_eq!(
+        r.is(200)["totalResults"],
+        5,
+        "four people and the one without an email"
+    );
     assert_eq!(w.state().await["invitations"].as_object().unwrap().len(), 4);
     // Discovery answers in SCIM's media type.
     for path in ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"] {

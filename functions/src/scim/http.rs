@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use teamform_core::{RoleName, TeamId};
 
 use super::patch::{self, Filter};
-use super::{Desired, GROUP_SCHEMA, ScimError, USER_SCHEMA, UserRecord, UserView, bad};
+use super::{
+    Desired, GROUP_SCHEMA, ScimError, USER_SCHEMA, UserRecord, UserView, bad, display_name,
+};
 use crate::auth::Principal;
 use crate::http::{ApiError, AppState, Body, Caller};
 use crate::service::ServiceError;
@@ -58,6 +60,8 @@ pub fn routes() -> Router<AppState> {
                 .patch(patch_group)
                 .delete(delete_group),
         )
+        .route("/scim/v2/{team}/.search", axum::routing::post(search))
+        .route("/scim/v2/{team}/{*rest}", axum::routing::any(no_route))
 }
 
 // --- errors and responses ----------------------------------------------------
@@ -357,10 +361,10 @@ async fn schema(
 fn user_json(state: &AppState, team: &TeamId, view: &UserView) -> Value {
     let b = base(state, team);
     let r: &UserRecord = &view.record;
-    let mut doc = patch::user_document(r, view.active());
+    let mut doc = patch::user_document(r);
     doc.insert("schemas".into(), json!([USER_SCHEMA]));
     doc.insert("id".into(), r.id.clone().into());
-    if let Some(roles) = view.roles.as_ref().filter(|_| view.active()) {
+    if let Some(roles) = &view.roles {
         let groups: Vec<Value> = roles
             .iter()
             .map(|role| json!({ "value": role, "display": role, "$ref": format!("{b}/Groups/{role}") }))
@@ -398,6 +402,7 @@ struct ListQuery {
     #[serde(rename = "startIndex")]
     start_index: Option<String>,
     count: Option<String>,
+    attributes: Option<String>,
     #[serde(rename = "excludedAttributes")]
     excluded_attributes: Option<String>,
 }
@@ -434,7 +439,10 @@ async fn list_users(
         .service
         .scim_list_users(&team, &who, filter.as_ref(), start, count)
         .await?;
-    let resources = views.iter().map(|v| user_json(&state, &team, v)).collect();
+    let resources = views
+        .iter()
+        .map(|v| project(user_json(&state, &team, v), &q, USER_SCHEMA))
+        .collect();
     Ok(scim(StatusCode::OK, list(resources, total, start)))
 }
 
@@ -442,10 +450,16 @@ async fn get_user(
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
     headers: HeaderMap,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
     let (team, who) = caller(&state, &team, &headers).await?;
     let view = state.service.scim_get_user(&team, &who, &id).await?;
-    Ok(user_response(&state, &team, StatusCode::OK, &view))
+    let mut res = user_response(&state, &team, StatusCode::OK, &view);
+    if q.attributes.is_some() || q.excluded_attributes.is_some() {
+        let body = project(user_json(&state, &team, &view), &q, USER_SCHEMA);
+        *res.body_mut() = axum::body::Body::from(body.to_string());
+    }
+    Ok(res)
 }
 
 async fn create_user(
@@ -486,7 +500,7 @@ async fn patch_user(
     let view = state
         .service
         .scim_update_user(&team, &who, &id, |before| {
-            let mut doc = patch::user_document(&before.record, before.active());
+            let mut doc = patch::user_document(&before.record);
             patch::apply(&mut doc, &body)?;
             Desired::parse(&Value::Object(doc))
         })
@@ -510,25 +524,45 @@ async fn group_json(
     state: &AppState,
     team: &TeamId,
     who: &Principal,
-    role: &RoleName,
+    (role, display): (&RoleName, &str),
     members: bool,
 ) -> Result<Value, ScimError> {
     let b = base(state, team);
     let mut g = json!({
         "schemas": [GROUP_SCHEMA],
         "id": role,
-        "displayName": role,
+        "displayName": display,
         "meta": { "resourceType": "Group", "location": format!("{b}/Groups/{role}") },
     });
+    if let Some(x) = state.service.scim_group_external_id(team, role).await? {
+        g["externalId"] = x.into();
+    }
     if members {
         let records = state.service.scim_group_members(team, who, role).await?;
         g["members"] = records
             .iter()
-            .map(|r| json!({ "value": r.id, "display": r.user_name, "$ref": format!("{b}/Users/{}", r.id) }))
+            .map(|r| json!({ "value": r.id, "$ref": format!("{b}/Users/{}", r.id) }))
             .collect::<Vec<_>>()
             .into();
     }
     Ok(g)
+}
+
+/// The groups of the team: (role, displayName), catalog roles first.
+async fn groups(
+    state: &AppState,
+    team: &TeamId,
+    who: &Principal,
+) -> Result<Vec<(RoleName, String)>, ScimError> {
+    let roles = state.service.scim_roles(team, who).await?;
+    let custom = state.service.scim_custom_roles(team, who).await?;
+    Ok(roles
+        .into_iter()
+        .map(|r| {
+            let d = display_name(&r, custom.get(&r));
+            (r, d)
+        })
+        .collect())
 }
 
 async fn role_of(
@@ -536,19 +570,40 @@ async fn role_of(
     team: &TeamId,
     who: &Principal,
     id: &str,
-) -> Result<RoleName, ScimError> {
-    let roles = state.service.scim_roles(team, who).await?;
-    roles
+) -> Result<(RoleName, String), ScimError> {
+    if id == "owner" {
+        return Err(bad(
+            "mutability",
+            "the owner group is read-only: ownership moves only by a transfer",
+        ));
+    }
+    groups(state, team, who)
+        .await?
         .into_iter()
-        .find(|r| r.as_str() == id)
+        .find(|(r, _)| r.as_str() == id)
         .ok_or_else(|| ServiceError::NotFound.into())
 }
 
-fn wants_members(excluded: Option<&str>) -> bool {
-    !excluded.is_some_and(|e| {
-        e.split(',')
-            .any(|a| a.trim().eq_ignore_ascii_case("members"))
-    })
+/// Whether a response asks for members (they cost a read of the role's
+/// holders): not when `excludedAttributes` names them, or `attributes`
+/// leaves them out.
+fn wants_members(q: &ListQuery) -> bool {
+    let named = |list: &Option<String>| {
+        list.as_deref().is_some_and(|e| {
+            e.split(',').any(|a| {
+                let a = a.trim();
+                let a = a
+                    .strip_prefix(GROUP_SCHEMA)
+                    .map(|r| r.trim_start_matches(':'))
+                    .unwrap_or(a);
+                a.eq_ignore_ascii_case("members") || a.to_ascii_lowercase().starts_with("members.")
+            })
+        })
+    };
+    if q.attributes.is_some() {
+        return named(&q.attributes);
+    }
+    !named(&q.excluded_attributes)
 }
 
 async fn list_groups(
@@ -559,31 +614,29 @@ async fn list_groups(
 ) -> Result<Response, ScimError> {
     let (team, who) = caller(&state, &team, &headers).await?;
     let (start, count) = paging(&q)?;
-    let mut roles = state.service.scim_roles(&team, &who).await?;
+    let mut all = groups(&state, &team, &who).await?;
     if let Some(text) = q.filter.as_deref() {
-        let (l, r) = text
-            .split_once(" eq ")
-            .ok_or_else(|| bad("invalidFilter", "supported: displayName eq \"...\""))?;
-        if !l.trim().eq_ignore_ascii_case("displayName") {
-            return Err(bad("invalidFilter", "supported: displayName eq \"...\""));
-        }
-        let want: String =
-            serde_json::from_str(r.trim()).map_err(|_| bad("invalidFilter", "quote the value"))?;
-        roles.retain(|x| x.as_str().eq_ignore_ascii_case(&want));
-    }
-    let total = roles.len();
-    let mut out = Vec::new();
-    for role in roles.iter().skip(start - 1).take(count) {
-        out.push(
-            group_json(
-                &state,
-                &team,
-                &who,
-                role,
-                wants_members(q.excluded_attributes.as_deref()),
+        let invalid = || {
+            bad(
+                "invalidFilter",
+                "supported: displayName eq \"...\" or id eq \"...\"",
             )
-            .await?,
-        );
+        };
+        let (l, r) = text.split_once(" eq ").ok_or_else(invalid)?;
+        let want: String = serde_json::from_str(r.trim()).map_err(|_| invalid())?;
+        match l.trim() {
+            a if a.eq_ignore_ascii_case("displayName") => {
+                all.retain(|(_, d)| d.eq_ignore_ascii_case(&want))
+            }
+            a if a.eq_ignore_ascii_case("id") => all.retain(|(r, _)| r.as_str() == want),
+            _ => return Err(invalid()),
+        }
+    }
+    let total = all.len();
+    let mut out = Vec::new();
+    for (role, display) in all.iter().skip(start - 1).take(count) {
+        let g = group_json(&state, &team, &who, (role, display), wants_members(&q)).await?;
+        out.push(project(g, &q, GROUP_SCHEMA));
     }
     Ok(scim(StatusCode::OK, list(out, total, start)))
 }
@@ -595,16 +648,13 @@ async fn get_group(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
     let (team, who) = caller(&state, &team, &headers).await?;
-    let role = role_of(&state, &team, &who, &id).await?;
-    let g = group_json(
-        &state,
-        &team,
-        &who,
-        &role,
-        wants_members(q.excluded_attributes.as_deref()),
-    )
-    .await?;
-    Ok(scim(StatusCode::OK, g))
+    let (role, display) = match id.as_str() {
+        // The owner group can be read, never changed.
+        "owner" => (RoleName::owner(), "owner".to_owned()),
+        _ => role_of(&state, &team, &who, &id).await?,
+    };
+    let g = group_json(&state, &team, &who, (&role, &display), wants_members(&q)).await?;
+    Ok(scim(StatusCode::OK, project(g, &q, GROUP_SCHEMA)))
 }
 
 fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
@@ -624,6 +674,18 @@ fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
         .collect()
 }
 
+/// A displayName sent for an existing group must be its own.
+fn same_name(value: Option<&Value>, display: &str) -> Result<(), ScimError> {
+    match value {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if v.as_str() == Some(display) => Ok(()),
+        Some(_) => Err(bad(
+            "mutability",
+            "a group's displayName is its role's name and cannot change",
+        )),
+    }
+}
+
 async fn patch_group(
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
@@ -632,13 +694,7 @@ async fn patch_group(
 ) -> Result<Response, ScimError> {
     let (team, who) = caller(&state, &team, &headers).await?;
     let body = json_body(&body)?;
-    if id == "owner" {
-        return Err(bad(
-            "mutability",
-            "the owner group is read-only: ownership moves only by a transfer",
-        ));
-    }
-    let role = role_of(&state, &team, &who, &id).await?;
+    let (role, display) = role_of(&state, &team, &who, &id).await?;
     let ops = body
         .get("Operations")
         .and_then(Value::as_array)
@@ -646,6 +702,7 @@ async fn patch_group(
     let mut add = Vec::new();
     let mut remove = Vec::new();
     let mut replace: Option<Vec<String>> = None;
+    let mut external: Option<Option<String>> = None;
     for op in ops {
         let kind = op
             .get("op")
@@ -653,6 +710,11 @@ async fn patch_group(
             .unwrap_or("")
             .to_ascii_lowercase();
         let path = op.get("path").and_then(Value::as_str).map(str::trim);
+        let path = path.map(|p| {
+            p.strip_prefix(GROUP_SCHEMA)
+                .map(|r| r.trim_start_matches(':'))
+                .unwrap_or(p)
+        });
         let value = op.get("value").cloned().unwrap_or(Value::Null);
         match (kind.as_str(), path) {
             ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
@@ -669,14 +731,19 @@ async fn patch_group(
                         replace = Some(member_ids(m)?)
                     }
                 }
-                if let Some(d) = value.get("displayName")
-                    && d.as_str() != Some(role.as_str())
-                {
-                    return Err(bad(
-                        "mutability",
-                        "a group's displayName is its role's name",
-                    ));
+                same_name(value.get("displayName"), &display)?;
+                if let Some(x) = value.get("externalId") {
+                    external = Some(Some(external_id(x)?));
                 }
+            }
+            ("add" | "replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
+                same_name(Some(&value), &display)?;
+            }
+            ("add" | "replace", Some(p)) if p.eq_ignore_ascii_case("externalId") => {
+                external = Some(Some(external_id(&value)?));
+            }
+            ("remove", Some(p)) if p.eq_ignore_ascii_case("externalId") => {
+                external = Some(None);
             }
             ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => {
                 if value.is_null() {
@@ -685,29 +752,21 @@ async fn patch_group(
                     remove.extend(member_ids(&value)?);
                 }
             }
+            ("remove", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
+                return Err(bad("mutability", "a group's displayName is required"));
+            }
             ("remove", Some(p)) => {
                 // members[value eq "id"]
-                let inner = p
-                    .strip_prefix("members[")
+                let invalid = || bad("invalidPath", format!("unsupported path `{p}`"));
+                let inner = super::patch::strip_ci(p, "members[")
                     .and_then(|r| r.strip_suffix(']'))
-                    .ok_or_else(|| bad("invalidPath", format!("unsupported path `{p}`")))?;
-                let (l, r) = inner
-                    .split_once(" eq ")
-                    .ok_or_else(|| bad("invalidFilter", format!("unsupported path `{p}`")))?;
+                    .ok_or_else(invalid)?;
+                let (l, r) = inner.split_once(" eq ").ok_or_else(invalid)?;
                 if !l.trim().eq_ignore_ascii_case("value") {
-                    return Err(bad("invalidFilter", format!("unsupported path `{p}`")));
+                    return Err(invalid());
                 }
-                let v: String = serde_json::from_str(r.trim())
-                    .map_err(|_| bad("invalidFilter", format!("unsupported path `{p}`")))?;
+                let v: String = serde_json::from_str(r.trim()).map_err(|_| invalid())?;
                 remove.push(v);
-            }
-            ("add" | "replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
-                if value.as_str() != Some(role.as_str()) {
-                    return Err(bad(
-                        "mutability",
-                        "a group's displayName is its role's name",
-                    ));
-                }
             }
             _ => {
                 return Err(bad(
@@ -732,8 +791,20 @@ async fn patch_group(
         .service
         .scim_change_group(&team, &who, &role, &add, &remove)
         .await?;
-    let g = group_json(&state, &team, &who, &role, true).await?;
+    if let Some(x) = external {
+        state
+            .service
+            .scim_set_group_external_id(&team, &who, &role, x.as_deref())
+            .await?;
+    }
+    let g = group_json(&state, &team, &who, (&role, &display), true).await?;
     Ok(scim(StatusCode::OK, g))
+}
+
+fn external_id(v: &Value) -> Result<String, ScimError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| bad("invalidValue", "externalId is a string"))
 }
 
 async fn replace_group(
@@ -744,16 +815,11 @@ async fn replace_group(
 ) -> Result<Response, ScimError> {
     let (team, who) = caller(&state, &team, &headers).await?;
     let body = json_body(&body)?;
-    if id == "owner" {
-        return Err(bad(
-            "mutability",
-            "the owner group is read-only: ownership moves only by a transfer",
-        ));
-    }
-    let role = role_of(&state, &team, &who, &id).await?;
+    let (role, display) = role_of(&state, &team, &who, &id).await?;
+    same_name(body.get("displayName"), &display)?;
     let wanted = match body.get("members") {
+        Some(Value::Null) | None => Vec::new(),
         Some(m) => member_ids(m)?,
-        None => Vec::new(),
     };
     let current: Vec<String> = state
         .service
@@ -775,13 +841,74 @@ async fn replace_group(
         .service
         .scim_change_group(&team, &who, &role, &add, &remove)
         .await?;
-    let g = group_json(&state, &team, &who, &role, true).await?;
+    let external = match body.get("externalId") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(external_id(x)?),
+    };
+    state
+        .service
+        .scim_set_group_external_id(&team, &who, &role, external.as_deref())
+        .await?;
+    let g = group_json(&state, &team, &who, (&role, &display), true).await?;
     Ok(scim(StatusCode::OK, g))
 }
 
-/// Groups are the team's roles: made and deleted as roles (the API or
-/// team.yaml), not through SCIM.
+/// POST /Groups: a new custom role (no permissions) for the displayName.
 async fn create_group(
+    State(state): State<AppState>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let (team, who) = caller(&state, &team, &headers).await?;
+    let body = json_body(&body)?;
+    let display = body
+        .get("displayName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("invalidValue", "displayName is required"))?;
+    let members = match body.get("members") {
+        Some(Value::Null) | None => Vec::new(),
+        Some(m) => member_ids(m)?,
+    };
+    let external = match body.get("externalId") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(external_id(x)?),
+    };
+    let role = state
+        .service
+        .scim_create_group(&team, &who, display, &members)
+        .await?;
+    if external.is_some() {
+        state
+            .service
+            .scim_set_group_external_id(&team, &who, &role, external.as_deref())
+            .await?;
+    }
+    let (role, display) = role_of(&state, &team, &who, role.as_str()).await?;
+    let g = group_json(&state, &team, &who, (&role, &display), true).await?;
+    let mut res = scim(StatusCode::CREATED, g);
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/Groups/{role}", base(&state, &team))) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    Path((team, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let (team, who) = caller(&state, &team, &headers).await?;
+    let (role, _) = role_of(&state, &team, &who, &id).await?;
+    state.service.scim_delete_group(&team, &who, &role).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- the rest ----------------------------------------------------------------
+
+/// POST /.search across resource types is not offered (RFC 7644 3.4.3
+/// lets a server answer 501).
+async fn search(
     State(state): State<AppState>,
     Path(team): Path<String>,
     headers: HeaderMap,
@@ -790,21 +917,78 @@ async fn create_group(
     Ok(error(
         StatusCode::NOT_IMPLEMENTED,
         None,
-        "groups are the team's roles: create roles through the API or team.yaml",
+        "searching several resource types at once is not supported: GET /Users or /Groups with a filter",
     ))
 }
 
-async fn delete_group(
+/// Any other path under a team's SCIM root: a SCIM 404.
+async fn no_route(
     State(state): State<AppState>,
-    Path((team, _id)): Path<(String, String)>,
+    Path((team, _rest)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     caller(&state, &team, &headers).await?;
-    Ok(error(
-        StatusCode::NOT_IMPLEMENTED,
-        None,
-        "groups are the team's roles: delete roles through the API or team.yaml",
-    ))
+    Err(ServiceError::NotFound.into())
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 3.9): `id` and `schemas`
+/// always stay; `attributes` wins when both are given.
+fn project(v: Value, q: &ListQuery, schema: &str) -> Value {
+    let names = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(|a| {
+                let a = a.trim();
+                a.strip_prefix(schema)
+                    .map(|r| r.trim_start_matches(':'))
+                    .unwrap_or(a)
+                    .to_ascii_lowercase()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    };
+    let Value::Object(mut map) = v else {
+        return v;
+    };
+    let always = ["id", "schemas"];
+    if let Some(list) = q.attributes.as_deref() {
+        let wanted = names(list);
+        map.retain(|k, _| {
+            let k = k.to_ascii_lowercase();
+            always.contains(&k.as_str())
+                || wanted
+                    .iter()
+                    .any(|w| *w == k || w.starts_with(&format!("{k}.")))
+        });
+    } else if let Some(list) = q.excluded_attributes.as_deref() {
+        for name in names(list) {
+            match name.split_once('.') {
+                None => {
+                    if !always.contains(&name.as_str()) {
+                        map.retain(|k, _| !k.eq_ignore_ascii_case(&name));
+                    }
+                }
+                Some((head, sub)) => {
+                    for (k, v) in map.iter_mut() {
+                        if !k.eq_ignore_ascii_case(head) {
+                            continue;
+                        }
+                        match v {
+                            Value::Object(m) => m.retain(|s, _| !s.eq_ignore_ascii_case(sub)),
+                            Value::Array(items) => {
+                                for item in items {
+                                    if let Value::Object(m) = item {
+                                        m.retain(|s, _| !s.eq_ignore_ascii_case(sub));
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Value::Object(map)
 }
 
 // --- tokens (the API) ----------------------------------------------------------

@@ -39,10 +39,11 @@ pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const USER_SK: &str = "SCIMUSER#";
 const NAME_SK: &str = "SCIMNAME#";
 const MAIL_SK: &str = "SCIMMAIL#";
+const GROUP_SK: &str = "SCIMGROUP#";
 
-/// The attributes of a user the provider may write, besides userName,
-/// externalId and active, kept as sent.
-pub(crate) const KEPT: &[&str] = &["name", "displayName", "emails"];
+/// The attributes of a user the provider may write, besides userName and
+/// externalId, kept as sent (`active` as a boolean, when sent).
+pub(crate) const KEPT: &[&str] = &["name", "displayName", "emails", "active"];
 
 /// Largest stored text of a user's kept attributes.
 const MAX_DOC_BYTES: usize = 16 * 1024;
@@ -79,12 +80,15 @@ pub(crate) fn bad(scim_type: &'static str, message: impl Into<String>) -> ScimEr
 pub struct UserRecord {
     pub id: String,
     pub user_name: String,
-    /// The person in the team: the primary email, else userName.
-    pub email: Email,
+    /// The person in the team: the primary email, else userName when it
+    /// is one. A user without an email is kept, but is nobody in the team.
+    #[serde(default)]
+    pub email: Option<Email>,
     #[serde(default)]
     pub external_id: Option<String>,
     /// `KEPT` attributes as a JSON object text.
     pub doc: String,
+    /// `active` as sent, true when absent: the person is in the team.
     pub active: bool,
     /// Roles given on reactivation: the last roles held.
     pub roles: Roles,
@@ -97,7 +101,7 @@ pub struct UserRecord {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub user_name: String,
-    pub email: Email,
+    pub email: Option<Email>,
     pub external_id: Option<String>,
     pub kept: Map<String, Value>,
     pub active: bool,
@@ -120,7 +124,11 @@ impl Desired {
                 "userName" => user_name = Some(patch::string(value, "userName")?),
                 "externalId" if value.is_null() => external_id = None,
                 "externalId" => external_id = Some(patch::string(value, "externalId")?),
-                "active" => active = patch::boolean(value)?,
+                "active" if value.is_null() => {}
+                "active" => {
+                    active = patch::boolean(value)?;
+                    kept.insert("active".into(), Value::Bool(active));
+                }
                 k if KEPT.contains(&k) && !value.is_null() => {
                     kept.insert(k.to_owned(), value.clone());
                 }
@@ -182,7 +190,7 @@ impl Desired {
 
 /// The person's email: the primary one of `emails`, else the first, else
 /// the userName when it is an email.
-fn primary_email(kept: &Map<String, Value>, user_name: &str) -> Result<Email, ScimError> {
+fn primary_email(kept: &Map<String, Value>, user_name: &str) -> Result<Option<Email>, ScimError> {
     if let Some(emails) = kept.get("emails") {
         let list = emails
             .as_array()
@@ -196,20 +204,15 @@ fn primary_email(kept: &Map<String, Value>, user_name: &str) -> Result<Email, Sc
             let parsed = Email::parse(value)
                 .map_err(|err| bad("invalidValue", format!("emails: `{value}`: {err}")))?;
             if e.get("primary").and_then(Value::as_bool) == Some(true) {
-                return Ok(parsed);
+                return Ok(Some(parsed));
             }
             first.get_or_insert(parsed);
         }
-        if let Some(first) = first {
+        if first.is_some() {
             return Ok(first);
         }
     }
-    Email::parse(user_name).map_err(|_| {
-        bad(
-            "invalidValue",
-            "a user needs an email: in emails, or as its userName",
-        )
-    })
+    Ok(Email::parse(user_name).ok())
 }
 
 fn user_sk(id: &str) -> String {
@@ -232,13 +235,14 @@ pub struct UserView {
 
 impl UserView {
     pub fn active(&self) -> bool {
-        self.record.active && self.roles.is_some()
+        self.record.active
     }
 }
 
 /// Where a person stands: roles as a member or invitation, and the change
 /// that removes them.
-fn standing(state: &teamform_core::TeamState, email: &Email) -> Option<(Roles, Change)> {
+fn standing(state: &teamform_core::TeamState, email: Option<&Email>) -> Option<(Roles, Change)> {
+    let email = email?;
     if let Some(m) = state.members.get(email) {
         return Some((
             m.roles.clone(),
@@ -261,7 +265,8 @@ fn standing(state: &teamform_core::TeamState, email: &Email) -> Option<(Roles, C
 }
 
 /// The change that gives a person present in `state` the roles `to`.
-fn set_roles(state: &teamform_core::TeamState, email: &Email, to: Roles) -> Option<Change> {
+fn set_roles(state: &teamform_core::TeamState, email: Option<&Email>, to: Roles) -> Option<Change> {
+    let email = email?;
     if let Some(m) = state.members.get(email) {
         return (m.roles != to).then(|| Change::ChangeRoles {
             email: email.clone(),
@@ -349,8 +354,9 @@ impl Service {
             .scim_record(team, id)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let scoped = self.scim_scope(team, who, &[&record.email]).await?;
-        let roles = standing(&scoped.state, &record.email).map(|(r, _)| r);
+        let emails: Vec<&Email> = record.email.iter().collect();
+        let scoped = self.scim_scope(team, who, &emails).await?;
+        let roles = standing(&scoped.state, record.email.as_ref()).map(|(r, _)| r);
         Ok(UserView { record, roles })
     }
 
@@ -410,12 +416,12 @@ impl Service {
         if page.is_empty() {
             return Ok((total, Vec::new()));
         }
-        let emails: Vec<&Email> = page.iter().map(|r| &r.email).collect();
+        let emails: Vec<&Email> = page.iter().filter_map(|r| r.email.as_ref()).collect();
         let scoped = self.scim_scope(team, who, &emails).await?;
         let views = page
             .into_iter()
             .map(|record| {
-                let roles = standing(&scoped.state, &record.email).map(|(r, _)| r);
+                let roles = standing(&scoped.state, record.email.as_ref()).map(|(r, _)| r);
                 UserView { record, roles }
             })
             .collect();
@@ -430,7 +436,8 @@ impl Service {
         desired: Desired,
     ) -> Result<UserView, ScimError> {
         let _turn = self.write_turn(team).await;
-        let scoped = self.scim_scope(team, who, &[&desired.email]).await?;
+        let emails: Vec<&Email> = desired.email.iter().collect();
+        let scoped = self.scim_scope(team, who, &emails).await?;
         if self
             .scim_lookup(team, &name_sk(&desired.user_name))
             .await?
@@ -441,18 +448,15 @@ impl Service {
                 desired.user_name
             )));
         }
-        if self
-            .scim_lookup(team, &mail_sk(&desired.email))
-            .await?
-            .is_some()
+        if let Some(email) = &desired.email
+            && self.scim_lookup(team, &mail_sk(email)).await?.is_some()
         {
             return Err(ScimError::Taken(format!(
-                "a user with the email {} exists",
-                desired.email
+                "a user with the email {email} exists"
             )));
         }
         let now = self.now();
-        let present = standing(&scoped.state, &desired.email).map(|(r, _)| r);
+        let present = standing(&scoped.state, desired.email.as_ref()).map(|(r, _)| r);
         let record = UserRecord {
             id: secret::id(),
             user_name: desired.user_name.clone(),
@@ -466,15 +470,18 @@ impl Service {
             rev: 1,
         };
         let mut changes = Vec::new();
-        if desired.active && present.is_none() {
+        if let Some(email) = &desired.email
+            && desired.active
+            && present.is_none()
+        {
             changes.push(Change::Invite {
-                email: desired.email.clone(),
+                email: email.clone(),
                 name: desired.person_name(),
                 roles: record.roles.clone(),
             });
         }
         let pk = codec::team_pk(team);
-        let writes = vec![
+        let mut writes = vec![
             put(codec::encode(
                 pk.clone(),
                 user_sk(&record.id),
@@ -482,8 +489,10 @@ impl Service {
                 &record,
             )?),
             put(lookup(&pk, name_sk(&record.user_name), &record.id)),
-            put(lookup(&pk, mail_sk(&record.email), &record.id)),
         ];
+        if let Some(email) = &record.email {
+            writes.push(put(lookup(&pk, mail_sk(email), &record.id)));
+        }
         self.scim_commit(
             team,
             who,
@@ -494,14 +503,12 @@ impl Service {
             &record,
         )
         .await?;
-        Ok(UserView {
-            roles: if desired.active {
-                Some(record.roles.clone())
-            } else {
-                present
-            },
-            record,
-        })
+        let roles = if desired.active && record.email.is_some() {
+            Some(record.roles.clone())
+        } else {
+            present
+        };
+        Ok(UserView { roles, record })
     }
 
     /// PUT /Users/{id}, and PATCH once applied: makes the person what the
@@ -519,22 +526,23 @@ impl Service {
             .scim_record(team, id)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let scoped0 = self.scim_scope(team, who, &[&old.email]).await?;
+        let emails: Vec<&Email> = old.email.iter().collect();
+        let scoped0 = self.scim_scope(team, who, &emails).await?;
         let before = UserView {
-            roles: standing(&scoped0.state, &old.email).map(|(r, _)| r),
+            roles: standing(&scoped0.state, old.email.as_ref()).map(|(r, _)| r),
             record: old.clone(),
         };
         let desired = desired(&before)?;
         let moving = desired.email != old.email;
         let scoped = if moving {
-            self.scim_scope(team, who, &[&old.email, &desired.email])
-                .await?
+            let emails: Vec<&Email> = old.email.iter().chain(desired.email.iter()).collect();
+            self.scim_scope(team, who, &emails).await?
         } else {
             scoped0
         };
         let state = &scoped.state;
         let owner = &state.owner;
-        if (old.email == *owner) && (!desired.active || moving) {
+        if old.email.as_ref() == Some(owner) && (!desired.active || moving) {
             return Err(bad(
                 "mutability",
                 format!(
@@ -542,7 +550,7 @@ impl Service {
                 ),
             ));
         }
-        if !desired.user_name.eq_ignore_ascii_case(&old.user_name)
+        if name_sk(&desired.user_name) != name_sk(&old.user_name)
             && self
                 .scim_lookup(team, &name_sk(&desired.user_name))
                 .await?
@@ -554,26 +562,29 @@ impl Service {
             )));
         }
         if moving
-            && self
-                .scim_lookup(team, &mail_sk(&desired.email))
-                .await?
-                .is_some()
+            && let Some(email) = &desired.email
+            && self.scim_lookup(team, &mail_sk(email)).await?.is_some()
         {
             return Err(ScimError::Taken(format!(
-                "a user with the email {} exists",
-                desired.email
+                "a user with the email {email} exists"
             )));
         }
-        let live = standing(state, &old.email);
-        let mut roles = live
+        let live = standing(state, old.email.as_ref());
+        // The roles the person keeps, or gets back: roles deleted since are
+        // dropped, and nobody is left without one.
+        let catalog = self.catalog();
+        let mut roles: Roles = live
             .as_ref()
             .map(|(r, _)| r.clone())
-            .unwrap_or_else(|| old.roles.clone());
+            .unwrap_or_else(|| old.roles.clone())
+            .into_iter()
+            .filter(|r| catalog.has_role(r) || state.roles.contains_key(r))
+            .collect();
         if roles.is_empty() {
             roles = default_roles(who);
         }
         let arriving = if moving {
-            standing(state, &desired.email).map(|(r, _)| r)
+            standing(state, desired.email.as_ref()).map(|(r, _)| r)
         } else {
             None
         };
@@ -588,9 +599,12 @@ impl Service {
         } else {
             live.is_some()
         };
-        if desired.active && !present_after {
+        if let Some(email) = &desired.email
+            && desired.active
+            && !present_after
+        {
             changes.push(Change::Invite {
-                email: desired.email.clone(),
+                email: email.clone(),
                 name: desired.person_name(),
                 roles: roles.clone(),
             });
@@ -619,20 +633,25 @@ impl Service {
             writes.push(put(lookup(&pk, name_sk(&record.user_name), &record.id)));
         }
         if moving {
-            writes.push(delete(&pk, mail_sk(&old.email)));
-            writes.push(put(lookup(&pk, mail_sk(&record.email), &record.id)));
+            if let Some(email) = &old.email {
+                writes.push(delete(&pk, mail_sk(email)));
+            }
+            if let Some(email) = &record.email {
+                writes.push(put(lookup(&pk, mail_sk(email), &record.id)));
+            }
         }
+        let now_roles = (desired.active && desired.email.is_some())
+            .then(|| arriving.clone().unwrap_or_else(|| roles.clone()));
         self.scim_commit(
             team,
             who,
-            scoped.clone(),
+            scoped,
             &changes,
             writes,
             "scim_update_user",
             &record,
         )
         .await?;
-        let now_roles = desired.active.then(|| arriving.unwrap_or(roles));
         Ok(UserView {
             record,
             roles: now_roles,
@@ -651,26 +670,29 @@ impl Service {
             .scim_record(team, id)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let scoped = self.scim_scope(team, who, &[&old.email]).await?;
-        if old.email == scoped.state.owner {
+        let emails: Vec<&Email> = old.email.iter().collect();
+        let scoped = self.scim_scope(team, who, &emails).await?;
+        if old.email.as_ref() == Some(&scoped.state.owner) {
             return Err(bad(
                 "mutability",
                 format!(
                     "{} owns the team and cannot be deprovisioned; transfer ownership first",
-                    old.email
+                    scoped.state.owner
                 ),
             ));
         }
-        let changes: Vec<Change> = standing(&scoped.state, &old.email)
+        let changes: Vec<Change> = standing(&scoped.state, old.email.as_ref())
             .map(|(_, c)| c)
             .into_iter()
             .collect();
         let pk = codec::team_pk(team);
-        let writes = vec![
+        let mut writes = vec![
             delete(&pk, user_sk(&old.id)),
             delete(&pk, name_sk(&old.user_name)),
-            delete(&pk, mail_sk(&old.email)),
         ];
+        if let Some(email) = &old.email {
+            writes.push(delete(&pk, mail_sk(email)));
+        }
         self.scim_commit(
             team,
             who,
@@ -775,7 +797,76 @@ impl Service {
                 None => break,
             }
         }
+        // Users who are nobody in the team (no email, or deactivated) keep
+        // their group memberships in their record.
+        let pk = codec::team_pk(team);
+        let mut after = None;
+        loop {
+            let page = self
+                .store()
+                .query(&pk, USER_SK, PageRequest { limit: None, after })
+                .await?;
+            for item in &page.items {
+                let r: UserRecord = codec::decode(item, &[])?;
+                if (r.email.is_none() || !r.active)
+                    && r.roles.contains(role)
+                    && !out.iter().any(|o| o.id == r.id)
+                {
+                    out.push(r);
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
         Ok(out)
+    }
+
+    /// A group's externalId, kept by SCIM beside the role.
+    pub async fn scim_group_external_id(
+        &self,
+        team: &TeamId,
+        role: &RoleName,
+    ) -> Result<Option<String>, ScimError> {
+        Ok(self
+            .store()
+            .get(&codec::team_pk(team), &format!("{GROUP_SK}{role}"))
+            .await?
+            .and_then(|i| i.str("external_id").map(str::to_owned)))
+    }
+
+    /// Sets or clears a group's externalId (audited like any SCIM write).
+    pub async fn scim_set_group_external_id(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        role: &RoleName,
+        external_id: Option<&str>,
+    ) -> Result<(), ScimError> {
+        if let Some(x) = external_id {
+            check_text("externalId", x, MAX_NAME_CHARS)
+                .map_err(|e| bad("invalidValue", e.to_string()))?;
+        }
+        if self.scim_group_external_id(team, role).await?.as_deref() == external_id {
+            return Ok(());
+        }
+        let _turn = self.write_turn(team).await;
+        let scoped = self
+            .authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_ROLES)
+            .await?;
+        let pk = codec::team_pk(team);
+        let sk = format!("{GROUP_SK}{role}");
+        let write = match external_id {
+            Some(x) => put(Item::new(pk, sk)
+                .with("type", "scim_group")
+                .with("external_id", x)),
+            None => delete(&pk, sk),
+        };
+        let detail = json!({ "group": role, "externalId": external_id });
+        self.commit_operation(&scoped, who, "scim_update_group", detail, vec![write])
+            .await?;
+        Ok(())
     }
 
     /// Adds users to a role and takes it from others, in one batch. A
@@ -810,14 +901,17 @@ impl Service {
             })?;
             records.push((record, adding));
         }
-        let emails: Vec<&Email> = records.iter().map(|(r, _)| &r.email).collect();
+        let emails: Vec<&Email> = records
+            .iter()
+            .filter_map(|(r, _)| r.email.as_ref())
+            .collect();
         let scoped = self.scim_scope(team, who, &emails).await?;
         let multiple = self.catalog().multiple_roles;
         let mut changes = Vec::new();
         let mut writes = Vec::new();
         let pk = codec::team_pk(team);
         for (record, adding) in records {
-            let current = standing(&scoped.state, &record.email)
+            let current = standing(&scoped.state, record.email.as_ref())
                 .map(|(r, _)| r)
                 .unwrap_or_else(|| record.roles.clone());
             let mut to = current.clone();
@@ -835,7 +929,7 @@ impl Service {
             if to == current {
                 continue;
             }
-            match set_roles(&scoped.state, &record.email, to.clone()) {
+            match set_roles(&scoped.state, record.email.as_ref(), to.clone()) {
                 Some(change) => changes.push(change),
                 None => {
                     // Not in the team (deactivated): remembered for later.
@@ -862,6 +956,142 @@ impl Service {
             return Ok(());
         }
         self.execute_writing(team, who, scoped, &changes, writes)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A role name for a group's displayName: itself when it is one, else
+/// lowercased with other characters as `-`, starting with a letter.
+pub fn role_slug(display: &str) -> Result<RoleName, ScimError> {
+    if let Ok(name) = RoleName::parse(display) {
+        return Ok(name);
+    }
+    let mut slug: String = display
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+        slug.insert_str(0, "g-");
+    }
+    slug.truncate(64);
+    RoleName::parse(&slug).map_err(|e| bad("invalidValue", format!("displayName: {e}")))
+}
+
+/// A group's displayName: a custom role made by SCIM keeps the name it was
+/// given in its description; any other role is named by its id.
+pub fn display_name(name: &RoleName, role: Option<&teamform_core::model::CustomRole>) -> String {
+    match role {
+        Some(r) if role_slug(&r.description).is_ok_and(|s| &s == name) => r.description.clone(),
+        _ => name.to_string(),
+    }
+}
+
+impl Service {
+    /// The team's custom roles, for group names.
+    pub async fn scim_custom_roles(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+    ) -> Result<std::collections::BTreeMap<RoleName, teamform_core::model::CustomRole>, ScimError>
+    {
+        Ok(self
+            .authorized(team, who, teamform_core::catalog::perm::MEMBERS_READ)
+            .await?
+            .roles)
+    }
+
+    /// POST /Groups: a new custom role, without permissions, named after
+    /// the displayName; then its members join it.
+    pub async fn scim_create_group(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        display: &str,
+        members: &[String],
+    ) -> Result<RoleName, ScimError> {
+        if display.trim().is_empty() {
+            return Err(bad("invalidValue", "displayName is required"));
+        }
+        let name = role_slug(display)?;
+        let custom = self.scim_custom_roles(team, who).await?;
+        if name.is_owner() || self.catalog().has_role(&name) || custom.contains_key(&name) {
+            return Err(ScimError::Taken(format!("a group named `{name}` exists")));
+        }
+        let change = Change::CreateRole {
+            name: name.clone(),
+            role: teamform_core::model::CustomRole {
+                description: display.to_owned(),
+                permissions: Default::default(),
+            },
+        };
+        self.execute(team, who, &[change], None, &Default::default())
+            .await?;
+        if !members.is_empty() {
+            self.scim_change_group(team, who, &name, members, &[])
+                .await?;
+        }
+        Ok(name)
+    }
+
+    /// DELETE /Groups/{id}: a custom role, taken from everyone holding it
+    /// (a person left without a role gets the token's default role), then
+    /// deleted, in one batch. Catalog roles are not SCIM's to delete.
+    pub async fn scim_delete_group(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        name: &RoleName,
+    ) -> Result<(), ScimError> {
+        let custom = self.scim_custom_roles(team, who).await?;
+        let Some(role) = custom.get(name) else {
+            return Err(bad(
+                "mutability",
+                format!("`{name}` is a role of the catalog: it cannot be deleted"),
+            ));
+        };
+        let filter = crate::service::MemberFilter {
+            role: Some(name.as_str()),
+            status: None,
+        };
+        let mut holders = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = self
+                .members_page(team, who, &filter, crate::http::MAX_PAGE, after)
+                .await?;
+            holders.extend(page.into_iter().filter_map(|v| Email::parse(&v.email).ok()));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let emails: Vec<&Email> = holders.iter().collect();
+        let scoped = self.scim_scope(team, who, &emails).await?;
+        let mut changes = Vec::new();
+        for email in &holders {
+            let Some((mut roles, _)) = standing(&scoped.state, Some(email)) else {
+                continue;
+            };
+            roles.remove(name);
+            if roles.is_empty() {
+                roles = default_roles(who);
+            }
+            changes.extend(set_roles(&scoped.state, Some(email), roles));
+        }
+        changes.push(Change::DeleteRole {
+            name: name.clone(),
+            role: role.clone(),
+        });
+        self.execute(team, who, &changes, None, &Default::default())
             .await?;
         Ok(())
     }

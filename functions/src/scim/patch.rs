@@ -131,14 +131,16 @@ impl Filter {
                     });
                 listed
                     || (self.email_type.is_none()
-                        && r.email.as_str().eq_ignore_ascii_case(&self.value))
+                        && r.email
+                            .as_ref()
+                            .is_some_and(|e| e.as_str().eq_ignore_ascii_case(&self.value)))
             }
             _ => false,
         }
     }
 }
 
-fn strip_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+pub(crate) fn strip_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])
@@ -170,7 +172,7 @@ fn unquote(text: &str) -> Option<String> {
 }
 
 /// A user as a JSON object of its writable attributes.
-pub fn user_document(r: &UserRecord, active: bool) -> Map<String, Value> {
+pub fn user_document(r: &UserRecord) -> Map<String, Value> {
     let mut doc = match serde_json::from_str::<Value>(&r.doc) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -179,7 +181,6 @@ pub fn user_document(r: &UserRecord, active: bool) -> Map<String, Value> {
     if let Some(x) = &r.external_id {
         doc.insert("externalId".into(), x.clone().into());
     }
-    doc.insert("active".into(), active.into());
     doc
 }
 
