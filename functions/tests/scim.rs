@@ -607,7 +607,28 @@ async fn a_scim_token_opens_only_its_teams_scim_routes() {
         "an outsider sees no team: {:#}",
         r.body
     );
+    // A key with the viewer role lacks team.scim.manage: 403, nothing made.
+    let viewer = w
+        .call(
+            "POST",
+            "/teams/t1/api-keys",
+            &w.alice,
+            Some(json!({"name": "v", "roles": ["viewer"]})),
+        )
+        .await;
+    let viewer = viewer.is(201)["secret"].as_str().unwrap().to_owned();
+    let r = w
+        .call(
+            "POST",
+            "/teams/t1/scim-tokens",
+            &viewer,
+            Some(json!({"name": "x", "default_role": "viewer"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{:#}", r.body);
+    assert_eq!(r.body["code"], "forbidden");
     let listed = w.call("GET", "/teams/t1/scim-tokens", &w.alice, None).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed.is(200)["items"][0]["id"], json!(w.scim_id));
     assert!(listed.body["items"][0].get("secret").is_none());
     assert!(listed.body["items"][0].get("hash").is_none());
