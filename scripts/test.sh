@@ -16,7 +16,9 @@
 #   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings);
 #   5. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto;
 #   6. builds the CLI (`cargo build --locked -p teamform`) and runs schemathesis
-#      against `teamform serve` (scripts/schemathesis.sh, at most ~4 minutes).
+#      against `teamform serve` (scripts/schemathesis.sh, at most ~4 minutes);
+#   7. runs scim2-tester's SCIM 2.0 checks against `teamform serve`
+#      (scripts/scim.sh, ~10 s).
 # Every suite runs even when an earlier one fails; the exit status is non-zero
 # if any failed, and the failed ones are named at the end.
 set -euo pipefail
@@ -231,10 +233,21 @@ cargo test --workspace --locked --no-fail-fast "$@" || failed+=("cargo test")
 # --- 5. schemathesis against `teamform serve` ---------------------------------
 # One build of the CLI (cargo test above has compiled most of it already).
 stage "cargo build --locked -p teamform"
+built_cli=0
 if cargo build --locked -p teamform; then
+    built_cli=1
     VENV="$VENV" "$ROOT/scripts/schemathesis.sh" "$ROOT/target/debug/teamform" || failed+=("schemathesis")
 else
     failed+=("cargo build -p teamform (for schemathesis)")
+fi
+
+# --- 6. scim2-tester against `teamform serve` ----------------------------------
+# Every check of scim2-tester on the SCIM routes of a team (scripts/scim.sh).
+if ((built_cli)); then
+    stage "scim2-tester: SCIM 2.0 checks against teamform serve"
+    VENV="$VENV" "$ROOT/scripts/scim.sh" "$ROOT/target/debug/teamform" || failed+=("scim2-tester")
+else
+    failed+=("scim2-tester (no teamform binary)")
 fi
 
 if ((${#failed[@]})); then

@@ -28,6 +28,7 @@ pub mod perm {
     pub const SECURITY_MANAGE: &str = "team.security.manage";
     pub const AUDIT_READ: &str = "team.audit.read";
     pub const CLOSE: &str = "team.close";
+    pub const SCIM_MANAGE: &str = "team.scim.manage";
 }
 
 /// The service permissions: fixed, enforced by the service itself.
@@ -59,6 +60,10 @@ pub const SERVICE_PERMISSIONS: &[(&str, &str)] = &[
     ),
     (perm::AUDIT_READ, "Read the audit log"),
     (perm::CLOSE, "Close the team"),
+    (
+        perm::SCIM_MANAGE,
+        "Create and revoke SCIM provisioning tokens",
+    ),
 ];
 
 pub const PRESETS: &[(&str, &str)] = &[

@@ -28,6 +28,16 @@ pub enum Principal {
         roles: Roles,
         permissions: BTreeSet<Permission>,
     },
+    /// A team's SCIM provisioning token: it opens only that team's
+    /// `/scim/v2` routes (the API's extractor never resolves one), and holds
+    /// the permissions its creator held when it was made.
+    Scim {
+        team: TeamId,
+        id: String,
+        permissions: BTreeSet<Permission>,
+        /// The role a provisioned person gets when nothing else says which.
+        default_role: teamform_core::RoleName,
+    },
 }
 
 /// What a principal holds in one team.
@@ -97,6 +107,7 @@ impl Principal {
             Principal::LocalOwner => "local-owner".into(),
             Principal::Person { email, .. } => format!("user:{email}"),
             Principal::ApiKey { id, .. } => format!("api-key:{id}"),
+            Principal::Scim { id, .. } => format!("scim-token:{id}"),
         }
     }
 
@@ -111,7 +122,10 @@ impl Principal {
             Principal::ApiKey { team, roles, .. } if team == &state.team => {
                 Standing::Roles(roles.clone())
             }
-            Principal::ApiKey { .. } => Standing::Outsider,
+            Principal::Scim { team, .. } if team == &state.team => {
+                Standing::Roles(Roles::default())
+            }
+            Principal::ApiKey { .. } | Principal::Scim { .. } => Standing::Outsider,
         }
     }
 
@@ -123,6 +137,10 @@ impl Principal {
             Principal::Person { email, .. } => &state.members.get(email)?.roles,
             Principal::ApiKey { team, .. } if team != &state.team => return None,
             Principal::ApiKey { roles, .. } => roles,
+            Principal::Scim { team, .. } if team != &state.team => return None,
+            Principal::Scim { permissions, .. } => {
+                return Some(Held::Some(permissions.iter().collect()));
+            }
         };
         let mut set = catalog.permissions_of(roles, &state.roles);
         if let Principal::ApiKey { permissions, .. } = self {
@@ -167,6 +185,11 @@ impl From<&Principal> for PrincipalView {
             },
             Principal::ApiKey { team, .. } => PrincipalView {
                 kind: "api_key",
+                email: None,
+                team: Some(team.to_string()),
+            },
+            Principal::Scim { team, .. } => PrincipalView {
+                kind: "scim_token",
                 email: None,
                 team: Some(team.to_string()),
             },

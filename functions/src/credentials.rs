@@ -247,7 +247,7 @@ impl Service {
                     "this host does not honour local-owner tokens".into(),
                 ));
             }
-            Principal::ApiKey { .. } => {
+            Principal::ApiKey { .. } | Principal::Scim { .. } => {
                 return Err(ServiceError::Forbidden(
                     "API keys cannot make personal tokens".into(),
                 ));
@@ -516,7 +516,7 @@ fn token_owner_pk(who: &Principal) -> Result<String, ServiceError> {
     match who {
         Principal::Person { email, .. } => Ok(codec::user_pk(email)),
         Principal::LocalOwner => Ok("LOCAL#owner".to_owned()),
-        Principal::ApiKey { .. } => Err(ServiceError::Forbidden(
+        Principal::ApiKey { .. } | Principal::Scim { .. } => Err(ServiceError::Forbidden(
             "personal tokens belong to people, not to API keys".into(),
         )),
     }

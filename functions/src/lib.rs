@@ -18,6 +18,7 @@ pub mod mailer;
 pub mod oidc;
 pub mod openapi;
 pub mod resources;
+pub mod scim;
 pub mod scoped;
 pub mod secret;
 pub mod service;

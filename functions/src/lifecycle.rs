@@ -85,7 +85,7 @@ fn acts_as(who: &Principal, email: &Email) -> Result<(), ServiceError> {
         Principal::Person { .. } => Err(ServiceError::Forbidden(format!(
             "this link is addressed to {email}"
         ))),
-        Principal::ApiKey { .. } => Err(ServiceError::Forbidden(
+        Principal::ApiKey { .. } | Principal::Scim { .. } => Err(ServiceError::Forbidden(
             "links are used by people, not API keys".into(),
         )),
     }

@@ -593,6 +593,31 @@ impl Service {
             .await
     }
 
+    /// `execute`, with `extra` writes committed in the transaction of the
+    /// changes (a record the caller keeps about them, such as a SCIM
+    /// user's). The batch must fit one transaction and hold a change.
+    pub(crate) async fn execute_writing(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        loaded: Scoped,
+        changes: &[Change],
+        extra: Vec<Write>,
+    ) -> Result<Applied, ServiceError> {
+        let people: BTreeSet<Email> = changes.iter().flat_map(people_of).cloned().collect();
+        self.execute_inner(
+            team,
+            who,
+            Some(loaded),
+            people,
+            changes,
+            None,
+            &BatchOptions::default(),
+            extra,
+        )
+        .await
+    }
+
     /// `execute` on a scoped snapshot already read, which must hold the
     /// standing of everyone the changes name.
     #[allow(clippy::too_many_arguments)]
@@ -605,6 +630,31 @@ impl Service {
         changes: &[Change],
         expected: Option<u64>,
         options: &BatchOptions,
+    ) -> Result<Applied, ServiceError> {
+        self.execute_inner(
+            team,
+            who,
+            loaded,
+            people,
+            changes,
+            expected,
+            options,
+            Vec::new(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_inner(
+        &self,
+        team: &TeamId,
+        who: &Principal,
+        loaded: Option<Scoped>,
+        people: BTreeSet<Email>,
+        changes: &[Change],
+        expected: Option<u64>,
+        options: &BatchOptions,
+        extra: Vec<Write>,
     ) -> Result<Applied, ServiceError> {
         let now = self.now();
         let creating = matches!(changes.first(), Some(Change::CreateTeam { .. }));
@@ -710,6 +760,19 @@ impl Service {
             .flat_map(|s| s.mails.iter())
             .filter_map(|m| m.link_url().map(|url| (m.to.clone(), url.to_owned())))
             .collect();
+        if !extra.is_empty() {
+            match steps.last_mut() {
+                Some(last) => {
+                    last.keys.extend(
+                        extra
+                            .iter()
+                            .map(|w| (w.key().0.to_owned(), w.key().1.to_owned())),
+                    );
+                    last.writes.extend(extra);
+                }
+                None => return Err(ServiceError::invalid("empty_batch", "nothing to change")),
+            }
+        }
         // `apply` never touches the version: it is still the one read.
         let version = self.commit(team, state.version, steps, now).await?;
         Ok(Applied {

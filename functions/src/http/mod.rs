@@ -96,6 +96,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub fn app(state: AppState) -> Router {
     Router::from(routes())
         .merge(crate::web::routes())
+        .merge(crate::scim::http::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -122,6 +123,8 @@ async fn problem_only(res: Response) -> Response {
     let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         v.as_bytes().starts_with(b"application/problem+json")
             || v.as_bytes().starts_with(b"text/html")
+            // SCIM answers its errors in its own format (RFC 7644 3.12).
+            || v.as_bytes().starts_with(b"application/scim+json")
     });
     if !res.status().is_client_error() && !res.status().is_server_error() || is_problem {
         return res;
