@@ -453,6 +453,10 @@ fn lookups_of(team: &TeamId, item: &Item) -> Vec<Write> {
         if let Some(hash) = item.str("hash") {
             return vec![delete(format!("KEY#{hash}"), "KEY".into())];
         }
+    } else if item.str("type") == Some("scim_token") {
+        if let Some(hash) = item.str("hash") {
+            return vec![delete(crate::scim::tokens::lookup_pk(hash), "SCIM".into())];
+        }
     } else if let Some(hash) = sk.strip_prefix(codec::LINK) {
         return vec![delete(format!("TOKEN#{hash}"), "TOKEN".into())];
     } else if sk.starts_with(crate::idempotency::CLAIM_PREFIX) {

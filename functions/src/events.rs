@@ -553,9 +553,11 @@ impl Retry {
     }
 }
 
-/// The key of a target's cursor for a team.
+/// The key of a target's cursor for a team: in the team's partition, so
+/// that deleting a closed team deletes its cursors, and a new team of the
+/// same id starts from its own first event.
 fn cursor_key(target: &str, team: &TeamId) -> (String, String) {
-    (format!("EVENTS#{target}"), format!("CURSOR#{team}"))
+    (codec::team_pk(team), format!("EVENTCURSOR#{target}"))
 }
 
 /// Delivers a team's audit records after the target's cursor, one by one,

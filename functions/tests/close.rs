@@ -546,6 +546,16 @@ async fn after_the_grace_period_the_sweep_archives_the_audit_and_leaves_nothing_
     let res = w.router.clone().oneshot(req).await.expect("answer");
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(w.rows().iter().any(|(pk, ..)| pk.starts_with("IDEMP#")));
+    // A SCIM token: its lookup lives outside the team's partition.
+    let (status, body) = w
+        .send(
+            "POST",
+            "/teams/acme/scim-tokens",
+            Some(json!({"name": "idp", "default_role": "viewer"})),
+            &w.alice,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let of_acme_or_its_requests =
         |r: &(String, String, String)| of_acme(r) || r.0.starts_with("IDEMP#");
     let other_before: Vec<_> = w
@@ -576,6 +586,7 @@ async fn after_the_grace_period_the_sweep_archives_the_audit_and_leaves_nothing_
         "USER/TEAM",
         "KEY/KEY",
         "TOKEN/TOKEN",
+        "SCIM/SCIM",
     ] {
         assert!(
             kinds.contains(kind),

@@ -109,6 +109,9 @@ fn service_error(e: ServiceError) -> Response {
         ServiceError::Forbidden(m)
         | ServiceError::Escalation(m)
         | ServiceError::TwoFactorRequired(m) => error(StatusCode::FORBIDDEN, None, &m),
+        // A closed team refuses its SCIM token like any other credential.
+        ServiceError::Denied { message, .. } => error(StatusCode::FORBIDDEN, None, &message),
+        ServiceError::Refused { message, .. } => error(StatusCode::CONFLICT, None, &message),
         ServiceError::Change { error: e, .. } => {
             let text = e.to_string();
             match e {

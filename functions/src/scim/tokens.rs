@@ -49,7 +49,7 @@ fn token_sk(id: &str) -> String {
     format!("{TOKEN_SK}{id}")
 }
 
-fn lookup_pk(hash: &str) -> String {
+pub(crate) fn lookup_pk(hash: &str) -> String {
     format!("SCIM#{hash}")
 }
 
