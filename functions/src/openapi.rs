@@ -42,6 +42,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "me", description = "The caller and their personal access tokens"),
         (name = "teams", description = "Teams, their state, members, changes and audit trail"),
         (name = "api-keys", description = "A team's API keys (machine credentials)"),
+        (name = "scim", description = "SCIM tokens: the credential of an identity provider provisioning people through `/scim/v2/{team}`"),
         (name = "lifecycle", description = "Invitation links, leaving, and the two-step ownership transfer"),
         (name = "people", description = "Invitations, roles and removals, one person at a time")
     )

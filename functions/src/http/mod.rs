@@ -17,6 +17,7 @@ mod members;
 mod meta;
 pub mod page;
 mod roles;
+mod scim_tokens;
 mod settings;
 mod teams;
 mod transfer;
@@ -90,6 +91,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(roles::routes())
         .merge(settings::routes())
         .merge(audit::routes())
+        .merge(scim_tokens::routes())
 }
 
 /// The router of the team service.

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use teamform_core::{RoleName, TeamId};
@@ -17,7 +17,7 @@ use super::{
     Desired, GROUP_SCHEMA, ScimError, USER_SCHEMA, UserRecord, UserView, bad, display_name,
 };
 use crate::auth::Principal;
-use crate::http::{ApiError, AppState, Body, Caller};
+use crate::http::AppState;
 use crate::service::ServiceError;
 
 const CONTENT_TYPE: &str = "application/scim+json";
@@ -28,11 +28,6 @@ const MAX_COUNT: usize = 200;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/teams/{team}/scim-tokens",
-            get(list_tokens).post(create_token),
-        )
-        .route("/teams/{team}/scim-tokens/{id}", delete(revoke_token))
         .route(
             "/scim/v2/{team}/ServiceProviderConfig",
             get(service_provider_config),
@@ -991,47 +986,4 @@ fn project(v: Value, q: &ListQuery, schema: &str) -> Value {
         }
     }
     Value::Object(map)
-}
-
-// --- tokens (the API) ----------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateToken {
-    name: String,
-    default_role: RoleName,
-}
-
-async fn create_token(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path(team): Path<String>,
-    Body(body): Body<CreateToken>,
-) -> Result<Response, ApiError> {
-    let team = TeamId::parse(&team).map_err(|_| ApiError::not_found())?;
-    let created = state
-        .service
-        .create_scim_token(&team, &who, &body.name, &body.default_role)
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
-}
-
-async fn list_tokens(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path(team): Path<String>,
-) -> Result<Response, ApiError> {
-    let team = TeamId::parse(&team).map_err(|_| ApiError::not_found())?;
-    let items = state.service.list_scim_tokens(&team, &who).await?;
-    Ok(axum::Json(json!({ "items": items })).into_response())
-}
-
-async fn revoke_token(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path((team, id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let team = TeamId::parse(&team).map_err(|_| ApiError::not_found())?;
-    state.service.revoke_scim_token(&team, &who, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

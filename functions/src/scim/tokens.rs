@@ -26,13 +26,15 @@ pub const PREFIX: &str = "tfs_";
 const TOKEN_SK: &str = "SCIMTOKEN#";
 
 /// A SCIM token as listed (never its secret).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ScimTokenView {
     pub id: String,
     pub name: String,
     /// The role given to people the identity provider provisions, until a
     /// group (role) membership says otherwise.
+    #[schema(value_type = String, example = "viewer")]
     pub default_role: RoleName,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     pub created_by: String,
 }
