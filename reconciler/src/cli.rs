@@ -174,7 +174,8 @@ pub enum Command {
         /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`.
+        /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`
+        /// (in a build with the `dynamodb` feature).
         #[arg(long)]
         store: Option<String>,
         /// Base URL for links in emails.
