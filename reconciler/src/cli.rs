@@ -163,6 +163,9 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
         markdown_budget: usize,
     },
+    /// Print the JSON Schema of team.yaml (for editors and validators), built
+    /// from the fields the reader accepts.
+    Schema,
     /// Print a shell completion script (e.g. `teamform completions bash > /etc/bash_completion.d/teamform`).
     Completions {
         /// The shell to complete for.

@@ -9,4 +9,5 @@ pub mod files;
 pub mod markdown;
 pub mod render;
 pub mod run;
+pub mod schema;
 pub mod serve;

@@ -110,6 +110,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             show_pending,
             markdown_budget,
         } => show(g, &file, format, show_pending, markdown_budget),
+        Command::Schema => {
+            let schema = crate::schema::team_schema_text().map_err(|e| anyhow!(e))?;
+            print!("{schema}");
+            Ok(EXIT_OK)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "teamform", &mut std::io::stdout());
