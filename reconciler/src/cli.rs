@@ -109,6 +109,10 @@ pub enum Command {
         /// `json`: one document with each file's plan and outcome (needs --auto-approve).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// No progress while applying (a bar on a terminal, else a line per batch);
+        /// the plan and the summary are still printed.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Print a team's live state as team.yaml.
     Export {
