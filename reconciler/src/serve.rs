@@ -35,6 +35,7 @@ use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::Service;
 use teamform_functions::store::Store;
+#[cfg(feature = "dynamodb")]
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::store::sqlite::SqliteStore;
 use tracing::Instrument;
@@ -102,28 +103,45 @@ fn event_targets(
 /// Where the state lives.
 enum Backend {
     Sqlite(PathBuf),
+    #[cfg(feature = "dynamodb")]
     Dynamo(String),
 }
 
 impl Backend {
-    fn from_flag(g: &Global, store: Option<&str>) -> Backend {
-        match store {
-            Some(s) if s.starts_with("dynamodb:") => {
-                Backend::Dynamo(s.trim_start_matches("dynamodb:").to_owned())
-            }
+    fn from_flag(g: &Global, store: Option<&str>) -> Result<Backend> {
+        Ok(match store {
+            Some(s) if s.starts_with("dynamodb:") => dynamo(s.trim_start_matches("dynamodb:"))?,
             Some(s) => Backend::Sqlite(PathBuf::from(s.trim_start_matches("sqlite:"))),
             None => Backend::Sqlite(g.state.clone()),
-        }
+        })
     }
 
     /// Mail follows the SQLite file actually used; a DynamoDB store has no
     /// file, so its mail goes beside `--state`.
+    #[cfg_attr(not(feature = "dynamodb"), allow(unused_variables))]
     fn outbox(&self, g: &Global) -> OutboxDir {
         match self {
             Backend::Sqlite(path) => OutboxDir::beside(path),
+            #[cfg(feature = "dynamodb")]
             Backend::Dynamo(_) => OutboxDir::beside(&g.state),
         }
     }
+}
+
+#[cfg(feature = "dynamodb")]
+fn dynamo(table: &str) -> Result<Backend> {
+    Ok(Backend::Dynamo(table.to_owned()))
+}
+
+/// DynamoDB (and the AWS SDK) is compiled in only with the `dynamodb`
+/// feature; a build without it says so rather than failing later.
+#[cfg(not(feature = "dynamodb"))]
+fn dynamo(table: &str) -> Result<Backend> {
+    bail!(
+        "--store dynamodb:{table}: this teamform was built without DynamoDB support; \
+         build it with the `dynamodb` feature \
+         (cargo build --locked -p teamform --features dynamodb)"
+    )
 }
 
 /// Human-readable log lines on stderr, filtered by `RUST_LOG` (default
@@ -180,7 +198,8 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     let owner = owner
         .map(|o| Email::parse(&o).with_context(|| format!("--owner {o:?} is not an email")))
         .transpose()?;
-    let backend = Backend::from_flag(g, store.as_deref());
+    let backend = Backend::from_flag(g, store.as_deref())?;
+    #[cfg(feature = "dynamodb")]
     if let (Backend::Dynamo(table), None) = (&backend, &owner) {
         bail!(
             "serve over DynamoDB (table {table}) needs a named owner: pass --owner EMAIL. \
@@ -189,6 +208,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     }
     let outbox = backend.outbox(g);
     let store: Arc<dyn Store> = match &backend {
+        #[cfg(feature = "dynamodb")]
         Backend::Dynamo(table) => {
             let dynamo = DynamoStore::from_env(table).await;
             dynamo
@@ -215,6 +235,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
         .with_close_settings(CloseSettings::from_env().map_err(|e| anyhow!(e))?);
     // Closed teams' audit trails: files beside a SQLite store; in the table
     // itself (with a TTL) over DynamoDB.
+    #[cfg_attr(not(feature = "dynamodb"), allow(irrefutable_let_patterns))]
     if let Backend::Sqlite(path) = &backend {
         service = service.with_archive(Arc::new(DirArchive::beside(path)));
     }

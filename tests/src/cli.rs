@@ -18,20 +18,23 @@ pub fn root() -> PathBuf {
 /// The `teamform` binary, built once per test process (a no-op when fresh).
 pub fn bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("teamform", "teamform")).clone()
+    // With `dynamodb`: suites run `serve --store dynamodb:TABLE` on moto.
+    BIN.get_or_init(|| build("teamform", "teamform", "dynamodb"))
+        .clone()
 }
 
 /// The `api` Lambda bootstrap, built for this machine once per test process.
 pub fn lambda_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("teamform-functions", "api"))
+    BIN.get_or_init(|| build("teamform-functions", "api", "aws"))
         .clone()
 }
 
-fn build(package: &str, bin: &str) -> PathBuf {
+fn build(package: &str, bin: &str, features: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--locked", "--quiet", "-p", package, "--bin", bin])
+        .args(["--features", features])
         .current_dir(root())
         .status()
         .expect("cargo runs");

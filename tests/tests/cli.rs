@@ -732,3 +732,115 @@ fn audit_prints_the_filtered_trail_as_json_lines_and_csv() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("since"), "{}", bad.stderr);
 }
+
+/// `apply` off a terminal (a CI log): a line per batch on stderr, then the
+/// per-kind summary on stdout; `--quiet` drops the batch lines only.
+#[test]
+fn apply_prints_a_line_per_batch_and_a_summary_by_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let people: Vec<(String, &str)> = (0..501)
+        .map(|i| (format!("p{i:03}@acme.com"), "viewer"))
+        .collect();
+    let refs: Vec<(&str, &str)> = people.iter().map(|(e, r)| (e.as_str(), *r)).collect();
+    let file = write(dir.path(), "team.yaml", &team_yaml(&refs));
+    let run = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
+    ok(&run);
+    // The team itself plus 501 invitations: two batches of at most 500.
+    let batches: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("batch "))
+        .collect();
+    assert_eq!(
+        batches,
+        [
+            "batch 1/2: 500 change(s) applied (500/502 done)",
+            "batch 2/2: 2 change(s) applied (502/502 done)",
+        ],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "Applied: 1 team created, 501 invited"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("batch "), "progress stays off stdout");
+
+    // Three role changes and one removal, one batch; quiet drops the line.
+    let mut edited = refs[1..].to_vec();
+    for person in edited.iter_mut().take(3) {
+        person.1 = "developer";
+    }
+    write(dir.path(), "team.yaml", &team_yaml(&edited));
+    let quiet = teamform(
+        dir.path(),
+        &["apply", &file, "--auto-approve", "--quiet"],
+        &[],
+    );
+    ok(&quiet);
+    assert!(!quiet.stderr.contains("batch "), "{}", quiet.stderr);
+    assert!(
+        quiet
+            .stdout
+            .lines()
+            .any(|l| l == "Applied: 3 roles changed, 1 invitation(s) revoked"),
+        "{}",
+        quiet.stdout
+    );
+    edited.truncate(400);
+    let text = team_yaml(&edited) + "policy:\n  max_removals: 30%\n";
+    write(dir.path(), "team.yaml", &text);
+    let run = teamform(dir.path(), &["apply", &file, "--auto-approve"], &[]);
+    ok(&run);
+    let batches: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("batch "))
+        .collect();
+    assert_eq!(
+        batches,
+        ["batch 1/1: 100 change(s) applied (100/100 done)"],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "Applied: 100 invitation(s) revoked"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// On a terminal the progress is a bar, not batch lines, and the summary
+/// still follows.
+#[test]
+fn apply_on_a_terminal_shows_no_batch_lines() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "team.yaml", &team_yaml(&TEN[..3]));
+    let line = format!(
+        "{} apply --auto-approve {file}",
+        teamform_tests::cli::bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("TEAMFORM_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // The bar was drawn (and its final state is 4 of 4); no batch lines.
+    assert!(text.contains("4/4 changes"), "{text}");
+    assert!(!text.contains("change(s) applied ("), "{text}");
+    assert!(
+        text.contains("Applied: 1 team created, 3 invited"),
+        "{text}"
+    );
+}

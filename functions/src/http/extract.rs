@@ -133,6 +133,7 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Prin
 /// The person of an API Gateway JWT authorizer's claims, when the request
 /// came through Lambda. Unverified emails are not identities. The `amr` claim
 /// (RFC 8176) says whether the sign-in used a second factor.
+#[cfg(feature = "aws")]
 fn jwt_person(parts: &Parts) -> Option<Principal> {
     use lambda_http::request::RequestContext;
     let ctx = parts.extensions.get::<RequestContext>()?;
@@ -150,6 +151,12 @@ fn jwt_person(parts: &Parts) -> Option<Principal> {
         crate::oidc::second_factor(amr.split(|c: char| !c.is_ascii_alphanumeric()))
     });
     Some(Principal::Person { email, two_factor })
+}
+
+/// Without the Lambda runtime no request comes through API Gateway.
+#[cfg(not(feature = "aws"))]
+fn jwt_person(_parts: &Parts) -> Option<Principal> {
+    None
 }
 
 /// One parameter of the request's path, by its name in the route.

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod sqlite;
 
