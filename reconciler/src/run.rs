@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
@@ -291,15 +292,33 @@ async fn plan_file(
     max_removals: Option<RemovalLimit>,
     with_yaml: bool,
 ) -> Result<Planned> {
-    let source = read(file)?;
+    let source: Arc<str> = read(file)?.into();
     let (client, catalog) = connect(g, declared_catalog(&source).as_deref()).await?;
-    let spec = TeamSpec::parse(&file.display().to_string(), &source, &catalog)
+    // The file is read on a blocking thread while the live team it names in
+    // its header is fetched: on two cores (or across a network) the two
+    // overlap, and a large team's plan takes the longer of them, not both.
+    let parse = {
+        let (name, source, catalog) = (file.display().to_string(), source.clone(), catalog.clone());
+        tokio::task::spawn_blocking(move || TeamSpec::parse(&name, &source, &catalog))
+    };
+    let named = teamform_core::yaml::top_level_string(&source, "team")
+        .and_then(|t| TeamId::parse(&t).ok());
+    let early = match &named {
+        Some(team) => Some(client.state(team).await),
+        None => None,
+    };
+    let spec = parse
+        .await
+        .map_err(|e| anyhow!("reading {}: {e}", file.display()))?
         .map_err(|d| anyhow!("{d}"))?;
     let now = Utc::now();
-    let live = client
-        .state(&spec.team)
-        .await
-        .with_context(|| format!("cannot read team {} live", spec.team))?;
+    // The early read is the live team only if the file named it (the
+    // header's `team` is what the reader took, unless it was invalid).
+    let live = match early {
+        Some(read) if named.as_ref() == Some(&spec.team) => read,
+        _ => client.state(&spec.team).await,
+    }
+    .with_context(|| format!("cannot read team {} live", spec.team))?;
     // An API key never creates teams: a team it cannot see is an error, not
     // a plan to create it. The key is known by its own prefix; asking the
     // service (`GET /me`) would not pass an API gateway that keeps `/me` for
