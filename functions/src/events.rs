@@ -55,10 +55,10 @@ use sha2::Sha256;
 use teamform_core::TeamId;
 use tokio::sync::mpsc;
 
-use crate::codec;
 #[cfg(feature = "aws")]
-use crate::mailer::{failure, plain_image};
+use crate::mail::mailer::{failure, plain_image};
 use crate::service::CommitListener;
+use crate::store::codec;
 use crate::store::{Condition, Item, PageRequest, Store, StoreError, Write};
 
 /// The EventBridge `Source` of every event (rules match on it).
@@ -162,7 +162,7 @@ pub fn from_audit(pk: &str, sk: &str, attrs: &Map<String, Value>) -> Result<Clou
         "actor_kind".into(),
         text("actor_kind")
             .map(str::to_owned)
-            .unwrap_or_else(|| crate::audit::actor_kind(actor))
+            .unwrap_or_else(|| crate::service::audit::actor_kind(actor))
             .into(),
     );
     for k in ["request_id", "source", "source_note"] {
@@ -174,7 +174,9 @@ pub fn from_audit(pk: &str, sk: &str, attrs: &Map<String, Value>) -> Result<Clou
         "change".into(),
         attrs.get("change").cloned().unwrap_or(Value::Null),
     );
-    let subject = crate::audit::subjects(attrs).next().map(str::to_owned);
+    let subject = crate::service::audit::subjects(attrs)
+        .next()
+        .map(str::to_owned);
     Ok(CloudEvent {
         specversion: "1.0".into(),
         id: format!("{team}/{version:012}/{seq:04}"),

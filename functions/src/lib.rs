@@ -1,27 +1,14 @@
 //! teamform-functions: the team service. One axum router (`http::app`) over a
 //! `Store`, hosted by Lambda, by `teamform serve`, or in-process.
 
-pub mod audit;
 pub mod auth;
 pub mod clock;
-pub mod close;
 pub mod code;
-pub mod codec;
-pub mod credentials;
 pub mod events;
 pub mod http;
-pub mod idempotency;
-pub mod intent;
-pub mod lifecycle;
 pub mod mail;
-#[cfg(feature = "aws")]
-pub mod mailer;
-pub mod oidc;
 pub mod openapi;
-pub mod resources;
 pub mod scim;
-pub mod scoped;
-pub mod secret;
 pub mod service;
 pub mod store;
 pub mod web;

@@ -154,7 +154,7 @@ async fn ten_thousand_records_page_filter_and_export_without_gaps_or_repeats() {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        teamform_functions::audit::CSV_COLUMNS
+        teamform_functions::service::audit::CSV_COLUMNS
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), PEOPLE + 1);

@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::codec;
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
+use teamform_functions::store::codec;
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Item, Page, PageRequest, Store, StoreError, Write};
 

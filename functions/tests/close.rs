@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::ManualClock;
-use teamform_functions::close::{CloseSettings, DirArchive};
 use teamform_functions::http::{Anonymous, AppState, app};
+use teamform_functions::service::close::{CloseSettings, DirArchive};
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -371,7 +371,7 @@ async fn a_closing_team_refuses_all_but_its_owner_who_may_reopen_it_as_it_was() 
         .svc
         .preview_link(
             &carol_link,
-            teamform_functions::lifecycle::LinkKind::Invitation,
+            teamform_functions::service::lifecycle::LinkKind::Invitation,
         )
         .await;
     assert!(

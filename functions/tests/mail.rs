@@ -10,9 +10,9 @@ use std::sync::Arc;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::codec;
 use teamform_functions::mail::{Delivered, LOCAL_FROM, OutboxDir, rfc5322, single_line};
 use teamform_functions::service::{BatchOptions, Mail, Service};
+use teamform_functions::store::codec;
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Condition, Item, Store, Write};
 

@@ -12,7 +12,7 @@ use teamform_core::{Catalog, Change, Email, RoleName};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::ManualClock;
 use teamform_functions::http::{Anonymous, AppState, app};
-use teamform_functions::lifecycle::LinkKind;
+use teamform_functions::service::lifecycle::LinkKind;
 use teamform_functions::service::{BatchOptions, Service};
 use teamform_functions::store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -90,7 +90,7 @@ async fn send(
 ) -> (StatusCode, String) {
     let body: String = form
         .iter()
-        .map(|(k, v)| format!("{k}={}", teamform_functions::oidc::form_encode(v)))
+        .map(|(k, v)| format!("{k}={}", teamform_functions::auth::oidc::form_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
     let mut req = Request::builder().method(method).uri(uri);

@@ -76,7 +76,7 @@ pub fn source_header(note: Option<&str>) -> anyhow::Result<String> {
         return Ok("apply".into());
     };
     let note = teamform_functions::mail::single_line(note);
-    let max = teamform_functions::audit::MAX_SOURCE_NOTE;
+    let max = teamform_functions::service::audit::MAX_SOURCE_NOTE;
     if note.chars().count() > max {
         anyhow::bail!(
             "--source has {} characters; at most {max} are recorded",

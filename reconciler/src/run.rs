@@ -301,8 +301,8 @@ async fn plan_file(
         let (name, source, catalog) = (file.display().to_string(), source.clone(), catalog.clone());
         tokio::task::spawn_blocking(move || TeamSpec::parse(&name, &source, &catalog))
     };
-    let named = teamform_core::yaml::top_level_string(&source, "team")
-        .and_then(|t| TeamId::parse(&t).ok());
+    let named =
+        teamform_core::yaml::top_level_string(&source, "team").and_then(|t| TeamId::parse(&t).ok());
     let early = match &named {
         Some(team) => Some(client.state(team).await),
         None => None,
@@ -920,7 +920,7 @@ async fn audit(
         if let Some(v) = value {
             query.push_str(&format!(
                 "&{name}={}",
-                teamform_functions::oidc::form_encode(v)
+                teamform_functions::auth::oidc::form_encode(v)
             ));
         }
     }
@@ -931,15 +931,18 @@ async fn audit(
         if let Some(c) = &cursor {
             path.push_str(&format!(
                 "&cursor={}",
-                teamform_functions::oidc::form_encode(c)
+                teamform_functions::auth::oidc::form_encode(c)
             ));
         }
         let page = client.get(&path).await?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
         let text = match format {
-            crate::cli::AuditFormat::Jsonl => teamform_functions::audit::write_jsonl(&items),
+            crate::cli::AuditFormat::Jsonl => {
+                teamform_functions::service::audit::write_jsonl(&items)
+            }
             crate::cli::AuditFormat::Csv => {
-                teamform_functions::audit::write_csv(&items, header).map_err(|e| anyhow!(e))?
+                teamform_functions::service::audit::write_csv(&items, header)
+                    .map_err(|e| anyhow!(e))?
             }
         };
         header = false;

@@ -29,11 +29,11 @@ use axum::response::Response;
 use teamform_core::Email;
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::close::{CloseSettings, DirArchive, spawn_sweeper};
 use teamform_functions::events::{JsonlFile, LocalEvents, Retry, Target, Webhook};
 use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::mail::OutboxDir;
 use teamform_functions::service::Service;
+use teamform_functions::service::close::{CloseSettings, DirArchive, spawn_sweeper};
 use teamform_functions::store::Store;
 #[cfg(feature = "dynamodb")]
 use teamform_functions::store::dynamodb::DynamoStore;
@@ -187,7 +187,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     let targets = event_targets(events_file, webhook, webhook_secret_file)?;
     let oidc = oidc_issuer
         .map(|issuer| {
-            teamform_functions::oidc::OidcConfig::new(&issuer, &oidc_audience)
+            teamform_functions::auth::oidc::OidcConfig::new(&issuer, &oidc_audience)
                 .map_err(|e| anyhow!(e))
         })
         .transpose()?;
@@ -261,7 +261,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     let mut state = AppState::new(service, Anonymous::Refused);
     if let Some(config) = oidc {
         tracing::info!(issuer = %config.issuer, "people sign in with OpenID Connect");
-        state = state.with_oidc(teamform_functions::oidc::Verifier::new(config));
+        state = state.with_oidc(teamform_functions::auth::oidc::Verifier::new(config));
     }
     let router = app(state).layer(axum::middleware::from_fn(request_span));
     axum::serve(listener, router)

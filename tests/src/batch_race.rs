@@ -16,8 +16,8 @@ use std::time::Duration;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::codec;
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
+use teamform_functions::store::codec;
 use teamform_functions::store::{Item, Store};
 
 fn service(store: Arc<dyn Store>) -> Arc<Service> {

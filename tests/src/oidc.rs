@@ -89,7 +89,7 @@ impl Provider {
              &redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256\
              &state=s&nonce=n",
             self.issuer,
-            teamform_functions::oidc::form_encode(redirect)
+            teamform_functions::auth::oidc::form_encode(redirect)
         );
         let mut url = auth;
         let mut logged_in = false;

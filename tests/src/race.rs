@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use teamform_core::{Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
-use teamform_functions::codec;
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
+use teamform_functions::store::codec;
 
 fn email(s: &str) -> Email {
     Email::parse(s).expect("test email")

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use teamform_functions::codec;
 use teamform_functions::store::Store;
+use teamform_functions::store::codec;
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_tests::cli::{Served, serve};

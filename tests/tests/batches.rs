@@ -9,9 +9,9 @@ use std::sync::Arc;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::codec;
 use teamform_functions::service::{BatchOptions, Service};
 use teamform_functions::store::Store;
+use teamform_functions::store::codec;
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_tests::moto_store;
 

@@ -12,7 +12,7 @@ use chrono::Duration;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::ManualClock;
-use teamform_functions::close::{ArchiveName, CloseSettings, StoreArchive};
+use teamform_functions::service::close::{ArchiveName, CloseSettings, StoreArchive};
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
 use teamform_functions::store::Store;
 use teamform_functions::store::dynamodb::DynamoStore;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::mailer::{SendError, Sender, Ses, deliver};
+use teamform_functions::mail::mailer::{SendError, Sender, Ses, deliver};
 use teamform_functions::service::{BatchOptions, Mail, Service};
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Item, Store};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use teamform_functions::oidc::{OidcConfig, TokenError, Verifier};
+use teamform_functions::auth::oidc::{OidcConfig, TokenError, Verifier};
 use teamform_tests::oidc::{Provider, key};
 
 fn verifier(provider: &Provider) -> Verifier {

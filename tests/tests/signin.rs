@@ -247,7 +247,7 @@ async fn an_invitee_signs_in_from_the_emailed_link_and_joins_and_a_wrong_person_
     }
     let signin = format!(
         "{base}/signin?return_to={}",
-        teamform_functions::oidc::form_encode(&link.replacen(&base, "", 1))
+        teamform_functions::auth::oidc::form_encode(&link.replacen(&base, "", 1))
     );
     let (status, url, page) = open(&bob, &provider, &base, &signin, "bob@acme.com").await;
     assert_eq!(status, StatusCode::OK, "{page}");

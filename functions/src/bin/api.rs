@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use teamform_functions::auth::oidc::{OidcConfig, Verifier};
 use teamform_functions::clock::SystemClock;
-use teamform_functions::close::CloseSettings;
 use teamform_functions::http::{Anonymous, AppState, app};
-use teamform_functions::oidc::{OidcConfig, Verifier};
 use teamform_functions::service::Service;
+use teamform_functions::service::close::CloseSettings;
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::{catalog_from_env, init_json_logs};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use teamform_functions::init_json_logs;
-use teamform_functions::mailer::{Ses, deliver};
+use teamform_functions::mail::mailer::{Ses, deliver};
 use teamform_functions::store::dynamodb::DynamoStore;
 
 #[tokio::main]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::Value;
 use teamform_functions::clock::SystemClock;
-use teamform_functions::close::CloseSettings;
 use teamform_functions::service::Service;
+use teamform_functions::service::close::CloseSettings;
 use teamform_functions::store::dynamodb::DynamoStore;
 use teamform_functions::{catalog_from_env, init_json_logs};
 

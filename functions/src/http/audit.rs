@@ -15,8 +15,8 @@ use super::docs::{Internal, LacksPermission, TeamNotFound, Unauthenticated};
 use super::error::{ApiError, FieldError};
 use super::extract::{Caller, Params, TeamPath};
 use super::page::{ListPage, decode_cursor, encode_cursor, page_limit};
-use crate::audit::{AuditFilter, write_csv, write_jsonl};
 use crate::openapi::schema::{self, Problem};
+use crate::service::audit::{AuditFilter, write_csv, write_jsonl};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -101,7 +101,7 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Prin
                         email: identity.email,
                         two_factor: identity.two_factor,
                     }),
-                    Err(e @ crate::oidc::TokenError::Unavailable(_)) => {
+                    Err(e @ crate::auth::oidc::TokenError::Unavailable(_)) => {
                         tracing::warn!(error = %e, "the identity provider is unavailable");
                         Err(ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -148,7 +148,7 @@ fn jwt_person(parts: &Parts) -> Option<Principal> {
     let email = Email::parse(claims.get("email")?).ok()?;
     // API Gateway flattens array claims to text like `[pwd mfa]`.
     let two_factor = claims.get("amr").is_some_and(|amr| {
-        crate::oidc::second_factor(amr.split(|c: char| !c.is_ascii_alphanumeric()))
+        crate::auth::oidc::second_factor(amr.split(|c: char| !c.is_ascii_alphanumeric()))
     });
     Some(Principal::Person { email, two_factor })
 }

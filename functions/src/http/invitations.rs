@@ -15,8 +15,8 @@ use super::docs::{BodyRefusals, IdempotencyKey, Internal, Stale, TargetNotFound,
 use super::error::{ApiError, field};
 use super::extract::{Body, Caller, EmailPath, IfMatch, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
-use crate::lifecycle::Membership;
 use crate::openapi::schema::{self, Problem};
+use crate::service::lifecycle::Membership;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, IdPath, IfMatch, TeamPath};
 use super::page::ListPage;
 use super::precondition;
-use crate::credentials::{ApiKeyView, TokenView};
+use crate::auth::credentials::{ApiKeyView, TokenView};
 use crate::openapi::schema::{self, Problem};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {

@@ -15,10 +15,10 @@ use super::error::ApiError;
 use super::extract::Caller;
 use super::page::ListPage;
 use crate::auth::PrincipalView;
-use crate::lifecycle::Membership;
 use crate::openapi::__path_openapi_json;
 use crate::openapi::openapi_json;
 use crate::openapi::schema::{self, Problem};
+use crate::service::lifecycle::Membership;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,6 +11,7 @@ mod audit;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 mod invitations;
 mod keys;
 mod members;
@@ -59,7 +60,7 @@ pub struct AppState {
     pub anonymous: Anonymous,
     /// The OpenID Connect provider whose tokens sign people in, when the
     /// host is configured with one.
-    pub oidc: Option<Arc<crate::oidc::Verifier>>,
+    pub oidc: Option<Arc<crate::auth::oidc::Verifier>>,
 }
 
 impl AppState {
@@ -72,7 +73,7 @@ impl AppState {
     }
 
     /// Verifies bearer JWTs and signs browsers in with this provider.
-    pub fn with_oidc(mut self, verifier: crate::oidc::Verifier) -> Self {
+    pub fn with_oidc(mut self, verifier: crate::auth::oidc::Verifier) -> Self {
         self.oidc = Some(Arc::new(verifier));
         self
     }
@@ -103,7 +104,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::idempotency::layer,
+            crate::http::idempotency::layer,
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         // The one limit: `Json` would otherwise stop at axum's 2 MB default.
@@ -114,7 +115,9 @@ pub fn app(state: AppState) -> Router {
         }))
         // Outermost: every response, a replayed or refused one too, carries
         // its request id.
-        .layer(axum::middleware::from_fn(crate::audit::request_context))
+        .layer(axum::middleware::from_fn(
+            crate::service::audit::request_context,
+        ))
         .with_state(state)
 }
 

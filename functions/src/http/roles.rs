@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, IfMatch, NewRolePath, RolePath, TeamPath};
 use super::{AppState, applied_response, etag, precondition};
 use crate::openapi::schema::{self, Problem};
-use crate::resources::RolesView;
+use crate::service::resources::RolesView;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -19,9 +19,9 @@ use super::error::{ApiError, FieldError, field};
 use super::extract::{Body, Caller, IfMatch, Params, TeamPath};
 use super::settings::settings_in_range;
 use super::{AppState, etag, precondition};
-use crate::close::TeamClosing;
 use crate::openapi::schema::{self, Problem};
 use crate::service::BatchOptions;
+use crate::service::close::TeamClosing;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

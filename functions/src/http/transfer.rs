@@ -15,8 +15,8 @@ use super::error::{ApiError, field};
 use super::extract::{Body, Caller, TeamPath};
 use super::invitations::LinkToken;
 use super::{AppState, etag};
-use crate::lifecycle::Membership;
 use crate::openapi::schema::{self, Problem};
+use crate::service::lifecycle::Membership;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -27,10 +27,10 @@ use teamform_core::model::Roles;
 use teamform_core::{Change, Email, RoleName, TeamId, Timestamp};
 
 use crate::auth::Principal;
-use crate::codec;
-use crate::scoped::Scoped;
-use crate::secret;
+use crate::auth::secret;
+use crate::service::scoped::Scoped;
 use crate::service::{Service, ServiceError};
+use crate::store::codec;
 use crate::store::{Condition, Item, PageRequest, Write};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

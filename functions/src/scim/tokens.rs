@@ -14,11 +14,11 @@ use teamform_core::change::{MAX_NAME_CHARS, check_roles, check_text};
 use teamform_core::model::Roles;
 use teamform_core::{RoleName, TeamId, Timestamp};
 
+use crate::auth::credentials::Created;
+use crate::auth::secret;
 use crate::auth::{Held, Principal};
-use crate::codec;
-use crate::credentials::Created;
-use crate::secret;
 use crate::service::{Service, ServiceError, check_grant};
+use crate::store::codec;
 use crate::store::{Condition, Item, Write};
 
 /// The prefix of SCIM token secrets.

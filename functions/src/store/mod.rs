@@ -2,8 +2,10 @@
 //! codec produces, and the conditions a transaction can carry.
 //!
 //! A store knows nothing of teams: it holds items keyed by `pk`/`sk` with a map
-//! of attributes. Domain meaning lives in `crate::codec`. A store must never
+//! of attributes. Domain meaning lives in `crate::store::codec`. A store must never
 //! return a short answer: a read that cannot complete is an error.
+
+pub mod codec;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

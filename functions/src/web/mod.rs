@@ -35,9 +35,9 @@ use teamform_core::catalog::RoleName;
 use teamform_core::{Email, TeamId};
 
 use crate::auth::Principal;
+use crate::auth::oidc::form_encode;
 use crate::http::{AppState, error::ApiError};
-use crate::lifecycle::LinkKind;
-use crate::oidc::form_encode;
+use crate::service::lifecycle::LinkKind;
 use crate::service::{MemberFilter, ServiceError};
 use pages::{Notice, TeamView};
 use session::{SESSION_COOKIE, SESSION_HOURS, SIGNIN_COOKIE, SIGNIN_SECONDS, Session, SignIn};
@@ -562,7 +562,7 @@ async fn team_view(
         service.roles(team, who).await?
     } else {
         (
-            crate::resources::RolesView {
+            crate::service::resources::RolesView {
                 system: catalog.roles.clone(),
                 custom: Default::default(),
             },

@@ -12,11 +12,11 @@ use teamform_core::catalog::PermissionDef;
 use teamform_core::model::PendingTransfer;
 
 use super::session::Session;
-use crate::credentials::ApiKeyView;
+use crate::auth::credentials::ApiKeyView;
+use crate::auth::oidc::form_encode;
 use crate::http::error::ApiError;
-use crate::lifecycle::{LinkKind, LinkPreview, Membership};
-use crate::oidc::form_encode;
-use crate::resources::RolesView;
+use crate::service::lifecycle::{LinkKind, LinkPreview, Membership};
+use crate::service::resources::RolesView;
 use crate::service::{MemberView, ServiceError};
 
 const STYLE: &str = r#"

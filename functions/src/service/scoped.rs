@@ -22,8 +22,8 @@ use teamform_core::model::{CustomRole, Roles};
 use teamform_core::{Email, RoleName, TeamId, TeamState};
 
 use crate::auth::Principal;
-use crate::codec::{self, Counts, Meta};
 use crate::service::{Service, ServiceError};
+use crate::store::codec::{self, Counts, Meta};
 use crate::store::{Condition, Write};
 
 /// A scoped snapshot: the team as far as the operation needs it, and the
@@ -129,7 +129,7 @@ impl Service {
         emails: impl IntoIterator<Item = &'a Email>,
     ) -> Result<Option<Scoped>, ServiceError> {
         let emails: BTreeSet<Email> = emails.into_iter().cloned().collect();
-        for _ in 0..crate::intent::READ_ROUNDS {
+        for _ in 0..crate::service::intent::READ_ROUNDS {
             let Some(scoped) = self.load_scoped_once(team, who, &emails).await? else {
                 return Ok(None);
             };
@@ -137,7 +137,7 @@ impl Service {
                 return Ok(Some(scoped));
             }
         }
-        Err(crate::intent::busy(team))
+        Err(crate::service::intent::busy(team))
     }
 
     async fn load_scoped_once(
@@ -183,7 +183,7 @@ impl Service {
         let counts = meta.counts;
         let state =
             codec::state_from_meta(meta, &members, &invitations, &roles, transfer.as_ref())?;
-        crate::close::admit_while_closing(who, &state, closing.as_ref())?;
+        crate::service::close::admit_while_closing(who, &state, closing.as_ref())?;
         Ok(Some(Scoped {
             state,
             counts,

@@ -24,6 +24,9 @@
 //! header is ever built by concatenating strings. This module must never log
 //! a message's body, which carries link secrets; it logs where a message went.
 
+#[cfg(feature = "aws")]
+pub mod mailer;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,8 +36,8 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION
 use lettre::message::{Body, Mailbox};
 use teamform_core::TeamId;
 
-use crate::codec;
 use crate::service::{Mail, MailSink};
+use crate::store::codec;
 use crate::store::{Condition, Item, Store, StoreError, Write};
 
 /// The sender of local mail files. Nothing is sent from it: it only fills the

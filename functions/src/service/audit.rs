@@ -26,9 +26,9 @@ use serde_json::{Map, Value, json};
 use teamform_core::{TeamId, Timestamp};
 
 use crate::auth::Principal;
-use crate::codec;
 use crate::service::{Service, ServiceError};
 use crate::store::PageRequest;
+use crate::store::codec;
 
 /// The header carrying the request id, in requests and every response.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -308,7 +308,7 @@ impl Service {
         limit: usize,
         after: Option<String>,
     ) -> Result<AuditPage, ServiceError> {
-        for _ in 0..crate::intent::READ_ROUNDS {
+        for _ in 0..crate::service::intent::READ_ROUNDS {
             let state = self
                 .authorized(team, who, teamform_core::catalog::perm::AUDIT_READ)
                 .await?;
@@ -319,7 +319,7 @@ impl Service {
                 return Ok(page);
             }
         }
-        Err(crate::intent::busy(team))
+        Err(crate::service::intent::busy(team))
     }
 
     async fn audit_scan(

@@ -17,10 +17,10 @@ use teamform_core::model::Roles;
 use teamform_core::{Email, TeamId, Timestamp};
 
 use crate::auth::Principal;
+use crate::auth::secret;
 use crate::code;
-use crate::codec;
-use crate::secret;
 use crate::service::{Service, ServiceError, check_grant};
+use crate::store::codec;
 use crate::store::{Condition, Item, Write};
 
 /// How often `last_used_at` is written at most, per key.

@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use teamform_core::TeamId;
 
-use crate::codec::{self, Applying, Meta};
-use crate::secret;
+use crate::auth::secret;
 use crate::service::{Applied, Prepared, Service, ServiceError, team_exists};
+use crate::store::codec::{self, Applying, Meta};
 use crate::store::{Condition, Item, MAX_TRANSACT_WRITES, StoreError, Write};
 
 /// Most bytes of serialized parts one intent item holds: half DynamoDB's
@@ -225,7 +225,7 @@ impl Service {
         let chunks = encode_chunks(&parts)?;
         let intent = secret::id();
         let target = base + parts.len() as u64;
-        let reply = crate::idempotency::reply_for(&Applied {
+        let reply = crate::http::idempotency::reply_for(&Applied {
             team: team.clone(),
             version: target,
             applied,

@@ -41,9 +41,9 @@ use teamform_core::{Email, TeamId, Timestamp};
 
 use crate::auth::{Principal, Standing};
 use crate::code;
-use crate::codec::{self, Closing, Meta};
-use crate::scoped::Scoped;
+use crate::service::scoped::Scoped;
 use crate::service::{Service, ServiceError, admit};
+use crate::store::codec::{self, Closing, Meta};
 use crate::store::{Condition, Item, PageRequest, StoreError, Write};
 
 /// How closing works on one deployment: days of grace between closing and
@@ -459,8 +459,11 @@ fn lookups_of(team: &TeamId, item: &Item) -> Vec<Write> {
         }
     } else if let Some(hash) = sk.strip_prefix(codec::LINK) {
         return vec![delete(format!("TOKEN#{hash}"), "TOKEN".into())];
-    } else if sk.starts_with(crate::idempotency::CLAIM_PREFIX) {
-        return vec![delete(sk.to_owned(), crate::idempotency::CLAIM_SK.into())];
+    } else if sk.starts_with(crate::http::idempotency::CLAIM_PREFIX) {
+        return vec![delete(
+            sk.to_owned(),
+            crate::http::idempotency::CLAIM_SK.into(),
+        )];
     }
     Vec::new()
 }
@@ -864,14 +867,14 @@ impl Service {
             records.extend(
                 page.items
                     .into_iter()
-                    .map(|item| Value::Object(crate::audit::entry(item))),
+                    .map(|item| Value::Object(crate::service::audit::entry(item))),
             );
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
-        Ok(crate::audit::write_jsonl(&records))
+        Ok(crate::service::audit::write_jsonl(&records))
     }
 }
 

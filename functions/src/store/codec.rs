@@ -10,14 +10,14 @@
 //! - `TEAM#<id>` / `HOLDER#<role>#<email>`: who holds a custom role (members
 //!   and invitations), so a role still in use is found without reading the team
 //! - `TEAM#<id>` / `INTENT#<intent>#<chunk>`: the prepared writes of a batch
-//!   larger than one transaction, while it is applied (see `crate::intent`);
+//!   larger than one transaction, while it is applied (see `crate::service::intent`);
 //!   `META` names it in `applying` until the last part is in
 //! - `TEAM#<id>` / `LINK#<sha256>`: names each `TOKEN#` look-up the team's
 //!   links wrote, so deleting a closed team finds them without a scan
 //! - `TEAM#<id>` / `IDEMP#<digest>`: names the `Idempotency-Key` record of
-//!   a request about the team (`crate::idempotency`), for the same reason
+//!   a request about the team (`crate::http::idempotency`), for the same reason
 //! - `CLOSING` / `DUE#<epoch seconds>#<id>`: a closing team and when it is
-//!   deleted, in deadline order, for the sweep (`crate::close`)
+//!   deleted, in deadline order, for the sweep (`crate::service::close`)
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
 //! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
 //!
@@ -168,7 +168,7 @@ pub struct Meta {
     /// A batch in progress: every access finishes it before going on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applying: Option<Applying>,
-    /// The team is closed and waits for deletion (`crate::close`).
+    /// The team is closed and waits for deletion (`crate::service::close`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closing: Option<Closing>,
 }

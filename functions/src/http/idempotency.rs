@@ -13,7 +13,7 @@
 //! the caller can correct and retry. Secrets in a kept response (new API
 //! keys, tokens) are not stored: a replay says the secret was already shown.
 //!
-//! A batch committed in several parts (`crate::intent`) keeps the reply of
+//! A batch committed in several parts (`crate::service::intent`) keeps the reply of
 //! the request that started it when it completes, whoever completes it: a
 //! retry after the process died mid-batch finishes the team's batch first
 //! (`Service::settle`) and then finds the reply, so the batch never runs
@@ -402,12 +402,12 @@ async fn claim(
 /// A claim's write, and a reference to the claim in the team's partition
 /// (`TEAM#<team>` / `IDEMP#...`, expiring with it) for a request about a
 /// team: deleting a closed team deletes the records of its requests too
-/// (`crate::close`), since they are keyed by caller, not team.
+/// (`crate::service::close`), since they are keyed by caller, not team.
 fn with_team_ref(claim: Write, team: Option<&TeamId>, pk: &str, now: i64) -> Vec<Write> {
     let mut writes = vec![claim];
     if let Some(team) = team {
         writes.push(Write::Put {
-            item: Item::new(crate::codec::team_pk(team), pk)
+            item: Item::new(crate::store::codec::team_pk(team), pk)
                 .with("type", "idempotency_ref")
                 .with("expires_at", now + Duration::hours(TTL_HOURS).num_seconds()),
             condition: Condition::None,

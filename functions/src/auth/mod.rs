@@ -2,6 +2,10 @@
 //! team. Credentials of one team never reach another: an API key of team A
 //! asking about team B gets "not found", exactly as if B did not exist.
 
+pub mod credentials;
+pub mod oidc;
+pub mod secret;
+
 use std::collections::BTreeSet;
 
 use serde::Serialize;

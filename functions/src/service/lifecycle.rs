@@ -13,11 +13,11 @@ use teamform_core::model::{Member, Roles};
 use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 
 use crate::auth::Principal;
+use crate::auth::secret;
 use crate::code;
-use crate::codec;
-use crate::scoped::{Entry, Scoped, bookkeeping};
-use crate::secret;
+use crate::service::scoped::{Entry, Scoped, bookkeeping};
 use crate::service::{Applied, Mail, Service, ServiceError, token_item};
+use crate::store::codec;
 use crate::store::{Condition, Item, Write};
 
 /// What a link resolves to.
@@ -171,7 +171,7 @@ impl Service {
             .load_scoped(&link.team, &Principal::LocalOwner, [&link.email])
             .await?
             .ok_or_else(|| gone(invalid, "the team is gone"))?;
-        crate::close::refuse_if_closing(&scoped)?;
+        crate::service::close::refuse_if_closing(&scoped)?;
         let state = &scoped.state;
         let mut preview = LinkPreview {
             kind,

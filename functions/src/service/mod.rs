@@ -1,12 +1,19 @@
 //! The team service: executes changes for a principal. Each batch is
 //! authorized change by change, applied to a snapshot with the core's
 //! invariant checks, and committed atomically under the team version (a
-//! batch larger than one transaction through an intent, `crate::intent`), with
+//! batch larger than one transaction through an intent, `crate::service::intent`), with
 //! one audit item per change and an outbox item per email, in the same
 //! transaction. A version that moved since the read is `version_conflict`,
 //! never a silent overwrite.
 //!
 //! The service owns no clock and no client of its own: both are injected.
+
+pub mod audit;
+pub mod close;
+pub mod intent;
+pub mod lifecycle;
+pub mod resources;
+pub mod scoped;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -18,12 +25,12 @@ use teamform_core::change::Requirement;
 use teamform_core::model::{Invitation, Member, Roles};
 use teamform_core::{Catalog, Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 
+use crate::auth::secret;
 use crate::auth::{Principal, Standing};
 use crate::clock::Clock;
-use crate::codec;
-use crate::codec::Counts;
-use crate::scoped::{Entry, Scoped, bookkeeping};
-use crate::secret;
+use crate::service::scoped::{Entry, Scoped, bookkeeping};
+use crate::store::codec;
+use crate::store::codec::Counts;
 use crate::store::{Condition, Item, MAX_TRANSACT_WRITES, PageRequest, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -186,17 +193,17 @@ pub struct Service {
     write_turns: Arc<[tokio::sync::Mutex<()>; WRITE_TURNS]>,
     /// Batches this process is applying part by part right now: another
     /// access to their team waits for them rather than racing them.
-    pub(crate) in_flight: Arc<crate::intent::InFlight>,
+    pub(crate) in_flight: Arc<crate::service::intent::InFlight>,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     /// Base of links in emails (`{public_url}/join?token=...`): given at
     /// start, or learnt from the first request (`learn_public_url`).
     public_url: std::sync::OnceLock<String>,
-    /// How closing a team works here (`crate::close`).
-    pub(crate) close: crate::close::CloseSettings,
+    /// How closing a team works here (`crate::service::close`).
+    pub(crate) close: crate::service::close::CloseSettings,
     /// Where closed teams' audit trails go; `None`: into the store itself.
-    pub(crate) archive: Option<Arc<dyn crate::close::Archive>>,
+    pub(crate) archive: Option<Arc<dyn crate::service::close::Archive>>,
 }
 
 /// What `GET /teams/{team}/members` filters on.
@@ -278,7 +285,7 @@ impl Service {
                 }
                 known
             },
-            close: crate::close::CloseSettings::default(),
+            close: crate::service::close::CloseSettings::default(),
             archive: None,
         }
     }
@@ -351,7 +358,7 @@ impl Service {
     pub async fn load(&self, team: &TeamId) -> Result<Option<TeamState>, ServiceError> {
         let pk = codec::team_pk(team);
         let s = &self.store;
-        for _ in 0..crate::intent::READ_ROUNDS {
+        for _ in 0..crate::service::intent::READ_ROUNDS {
             let Some(meta) = self.settled_meta(team).await? else {
                 return Ok(None);
             };
@@ -389,7 +396,7 @@ impl Service {
                 return Ok(Some(state));
             }
         }
-        Err(crate::intent::busy(team))
+        Err(crate::service::intent::busy(team))
     }
 
     /// Reads a team the principal may see, scoped to the caller and
@@ -471,7 +478,7 @@ impl Service {
         limit: usize,
         after: Option<String>,
     ) -> Result<(Vec<MemberView>, Option<String>), ServiceError> {
-        for _ in 0..crate::intent::READ_ROUNDS {
+        for _ in 0..crate::service::intent::READ_ROUNDS {
             let scoped = self
                 .authorized_scoped(team, who, teamform_core::catalog::perm::MEMBERS_READ)
                 .await?;
@@ -483,7 +490,7 @@ impl Service {
                 return Ok(page);
             }
         }
-        Err(crate::intent::busy(team))
+        Err(crate::service::intent::busy(team))
     }
 
     async fn members_page_of(
@@ -577,7 +584,7 @@ impl Service {
     /// (O(M) items for M changes); validates the whole batch before writing
     /// anything; commits in one transaction, or, beyond 100 writes, as an
     /// intent applied part by part that everyone else sees whole or not at
-    /// all (`crate::intent`).
+    /// all (`crate::service::intent`).
     pub async fn execute(
         &self,
         team: &TeamId,
@@ -666,7 +673,7 @@ impl Service {
         } = match loaded {
             Some(scoped) => {
                 admit(who, &scoped.state)?;
-                crate::close::refuse_if_closing(&scoped)?;
+                crate::service::close::refuse_if_closing(&scoped)?;
                 scoped
             }
             None if creating => Scoped {
@@ -984,7 +991,7 @@ impl Service {
             .iter()
             .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
             .collect();
-        let audit = crate::audit::record(
+        let audit = crate::service::audit::record(
             who.actor(),
             change.action(),
             serde_json::to_value(change).unwrap_or(Value::Null),
@@ -1041,7 +1048,7 @@ fn into_parts(steps: Vec<Step>) -> Vec<Vec<Step>> {
 
 impl Service {
     /// Commits applied steps: in one transaction when they fit, else as an
-    /// intent applied part by part (`crate::intent`), which everyone else
+    /// intent applied part by part (`crate::service::intent`), which everyone else
     /// sees whole or not at all. Returns the version after the last part.
     async fn commit(
         &self,
@@ -1220,7 +1227,7 @@ impl Service {
         writes: Vec<Write>,
         mails: Vec<Mail>,
     ) -> Result<u64, ServiceError> {
-        crate::close::refuse_if_closing(team)?;
+        crate::service::close::refuse_if_closing(team)?;
         self.commit_team(team, who, action, detail, writes, mails, None)
             .await
     }
@@ -1244,7 +1251,7 @@ impl Service {
             .iter()
             .map(|w| (w.key().0.to_owned(), w.key().1.to_owned()))
             .collect();
-        let audit = crate::audit::record(who.actor(), action, detail, now);
+        let audit = crate::service::audit::record(who.actor(), action, detail, now);
         let state = &team.state;
         let mut after = codec::Meta::of(state, team.counts);
         after.closing = closing;
