@@ -55,6 +55,7 @@ impl ClientError {
     }
 }
 
+#[derive(Clone)]
 enum Transport {
     /// The router, and its service for the one read that skips HTTP (the
     /// whole team, see `Client::state`).
@@ -90,6 +91,11 @@ pub fn source_header(note: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
+/// Reads the live service: the catalog, a team, any GET. It has no method
+/// that writes; writing takes an [`Applier`], made from a `Client` only by
+/// `apply` once a plan was shown and approved. So `plan`, `validate`,
+/// `export` and `audit` cannot change a team, by type.
+#[derive(Clone)]
 pub struct Client {
     transport: Transport,
     /// `Teamform-Source` sent with every request, when set.
@@ -146,11 +152,6 @@ impl Client {
             describe: base.clone(),
             transport: Transport::Remote { base, token, http },
         }
-    }
-
-    /// Names the source of the following requests (`Teamform-Source`).
-    pub fn set_source(&mut self, value: String) {
-        self.source = Some(value);
     }
 
     /// Whether requests carry a team API key (`tfk_...`) rather than a
@@ -335,6 +336,26 @@ impl Client {
         }
     }
 
+    /// A raw GET, for commands that print what the service says.
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        Ok(self.call(Method::GET, path, None, None).await?.2)
+    }
+}
+
+/// Writes to the live service: what `apply` sends once a plan was approved.
+pub struct Applier {
+    client: Client,
+}
+
+impl Applier {
+    /// Sends through `client`, naming `source` (`Teamform-Source`) on every
+    /// request.
+    pub fn new(client: Client, source: String) -> Applier {
+        let mut client = client;
+        client.source = Some(source);
+        Applier { client }
+    }
+
     /// Applies one batch atomically at the given version.
     pub async fn apply(
         &self,
@@ -348,6 +369,7 @@ impl Client {
             "options": { "allow_self_removal": allow_self_removal },
         });
         let (_, _, v) = self
+            .client
             .call(
                 Method::POST,
                 &format!("/teams/{team}/changes"),
@@ -355,16 +377,6 @@ impl Client {
                 Some(if_match),
             )
             .await?;
-        Self::parse(v)
-    }
-
-    /// A raw GET, for commands that print what the service says.
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        Ok(self.call(Method::GET, path, None, None).await?.2)
-    }
-
-    /// A raw POST with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        Ok(self.call(Method::POST, path, Some(body), None).await?.2)
+        Client::parse(v)
     }
 }

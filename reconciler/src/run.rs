@@ -15,7 +15,7 @@ use teamform_core::spec::{TeamSpec, declared_catalog};
 use teamform_core::{Catalog, Change, Plan, RemovalLimit, TeamId, TeamState};
 
 use crate::cli::{Cli, Command, Format, Global, OutputFormat};
-use crate::client::Client;
+use crate::client::{Applier, Client};
 use crate::progress::{self, Progress};
 use crate::{files, markdown, render};
 
@@ -724,13 +724,13 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
             code = EXIT_ERROR;
             continue;
         }
-        planned.client.set_source(source_header.clone());
+        let applier = Applier::new(planned.client.clone(), source_header.clone());
         let progress = Progress::new(
             plan.changes.len(),
             plan.changes.len().div_ceil(BATCH),
             quiet || !text,
         );
-        let executed = execute(&planned.client, plan, allow_self_removal, &progress).await;
+        let executed = execute(&applier, plan, allow_self_removal, &progress).await;
         progress.finish();
         match executed {
             Ok(done) => {
@@ -837,7 +837,7 @@ struct Executed {
 /// so one run reports every failing change; running apply again converges.
 /// Stops at once when the team changed underneath (a stale plan).
 async fn execute(
-    client: &Client,
+    client: &Applier,
     plan: &Plan,
     allow_self_removal: bool,
     progress: &Progress,

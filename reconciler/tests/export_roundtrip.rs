@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Utc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use teamform::client::Client;
+use teamform::client::{Applier, Client};
 use teamform::export::{export, spec_yaml};
 use teamform_core::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
 use teamform_core::model::CustomRole;
@@ -121,7 +121,10 @@ async fn round_trip(
             roles: [role.clone()].into_iter().collect(),
         });
     }
-    client.apply(&team, &changes, 0, false).await.unwrap();
+    Applier::new(client.clone(), "apply".into())
+        .apply(&team, &changes, 0, false)
+        .await
+        .unwrap();
 
     let yaml = export(client, &team).await.unwrap().unwrap();
     let catalog = Catalog::standard();
