@@ -144,6 +144,12 @@ pub enum Command {
         /// Only records before this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
+        /// Only records from this source: `api`, `page` (the team pages) or `apply`.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only the records of the request with this id (its `x-request-id`).
+        #[arg(long)]
+        request_id: Option<String>,
         /// `jsonl`: one JSON record per line; `csv`: a header row, then one row per record.
         #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
         format: AuditFormat,

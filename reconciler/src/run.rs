@@ -98,6 +98,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
             subject,
             since,
             until,
+            source,
+            request_id,
             format,
         } => {
             let filters = [
@@ -106,6 +108,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 ("subject", subject),
                 ("since", since),
                 ("until", until),
+                ("source", source),
+                ("request_id", request_id),
             ];
             audit(g, &team, &filters, format).await
         }

@@ -78,6 +78,31 @@ fn apply_records_its_source_note_in_the_audit_trail() {
     assert_eq!(recs[2]["source"], "apply");
     assert!(recs[2].get("source_note").is_none(), "{}", recs[2]);
     assert_eq!(recs[2]["change"]["email"], "carol@acme.com");
+
+    // The trail filtered by request: the first apply's two records share
+    // its request id, and only they carry it.
+    let first = recs[0]["request_id"].as_str().unwrap();
+    assert_eq!(recs[1]["request_id"], first);
+    let by_request = teamform(
+        dir.path(),
+        &["audit", "--team", "acme", "--request-id", first],
+        &[],
+    );
+    ok(&by_request);
+    assert_eq!(records(&by_request), recs[..2].to_vec());
+    let from_api = teamform(
+        dir.path(),
+        &["audit", "--team", "acme", "--source", "api"],
+        &[],
+    );
+    ok(&from_api);
+    assert!(records(&from_api).is_empty(), "{}", from_api.stdout);
+    let from_apply = teamform(
+        dir.path(),
+        &["audit", "--team", "acme", "--source", "apply"],
+        &[],
+    );
+    assert_eq!(records(&from_apply).len(), 3, "{}", from_apply.stdout);
 }
 
 #[test]
