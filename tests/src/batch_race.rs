@@ -20,20 +20,26 @@ use teamform_functions::service::{BatchOptions, Service, ServiceError};
 use teamform_functions::store::codec;
 use teamform_functions::store::{Item, Store};
 
-fn service(store: Arc<dyn Store>) -> Arc<Service> {
-    Arc::new(Service::new(
+/// A service over `store` with the standard catalog.
+pub fn new_service(store: Arc<dyn Store>) -> Service {
+    Service::new(
         store,
         Arc::new(Catalog::standard()),
         Arc::new(SystemClock),
         "http://t".into(),
-    ))
+    )
 }
 
-fn team() -> TeamId {
+/// The same, to share between tasks.
+pub fn service(store: Arc<dyn Store>) -> Arc<Service> {
+    Arc::new(new_service(store))
+}
+
+pub fn team() -> TeamId {
     TeamId::parse("acme").unwrap()
 }
 
-fn invites(prefix: &str, n: usize) -> Vec<Change> {
+pub fn invites(prefix: &str, n: usize) -> Vec<Change> {
     let viewer: BTreeSet<RoleName> = [RoleName::parse("viewer").unwrap()].into();
     (0..n)
         .map(|i| Change::Invite {
@@ -44,7 +50,7 @@ fn invites(prefix: &str, n: usize) -> Vec<Change> {
         .collect()
 }
 
-async fn create_team(svc: &Service) {
+pub async fn create_team(svc: &Service) {
     let create = Change::CreateTeam {
         display_name: "Acme".into(),
         owner: Email::parse("owner@acme.io").unwrap(),
@@ -60,7 +66,7 @@ async fn create_team(svc: &Service) {
     .expect("team created");
 }
 
-async fn run_batch(svc: &Service, changes: &[Change]) -> Result<u64, ServiceError> {
+pub async fn run_batch(svc: &Service, changes: &[Change]) -> Result<u64, ServiceError> {
     svc.execute(
         &team(),
         &Principal::LocalOwner,
@@ -73,7 +79,7 @@ async fn run_batch(svc: &Service, changes: &[Change]) -> Result<u64, ServiceErro
 }
 
 /// The raw `META`, read past the service: whether a batch is in progress.
-async fn raw_applying(store: &dyn Store) -> bool {
+pub async fn raw_applying(store: &dyn Store) -> bool {
     store
         .get(&codec::team_pk(&team()), codec::META)
         .await
@@ -81,7 +87,7 @@ async fn raw_applying(store: &dyn Store) -> bool {
         .is_some_and(|m| m.attrs.contains_key("applying"))
 }
 
-async fn raw_count(store: &dyn Store, prefix: &str) -> usize {
+pub async fn raw_count(store: &dyn Store, prefix: &str) -> usize {
     store
         .query_all(&codec::team_pk(&team()), prefix)
         .await
@@ -104,7 +110,7 @@ fn watch(store: Arc<dyn Store>, done: Arc<AtomicBool>) -> tokio::task::JoinHandl
 }
 
 /// Members and invitations as a reader sees them through the service.
-async fn people_seen(svc: &Service) -> usize {
+pub async fn people_seen(svc: &Service) -> usize {
     let state = svc.load(&team()).await.unwrap().unwrap();
     state.members.len() + state.invitations.len()
 }

@@ -1,9 +1,9 @@
 //! A batch larger than one transaction interrupted after some parts (its
 //! process gone) is completed by the next read or write, with exactly one
 //! audit item per change, one outbox item per email, and its emails
-//! delivered once. On SQLite; `tests/tests/batch_kill.rs` kills a real
+//! delivered once. On SQLite; `batch_kill.rs` kills a real
 //! server mid-batch, on SQLite and on DynamoDB, and
-//! `tests/tests/batch_race.rs` races readers and writers against a batch on
+//! `batch_race.rs` races readers and writers against a batch on
 //! both.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is the report
 
@@ -13,91 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use teamform_core::{Catalog, Change, Email, RoleName, TeamId};
-use teamform_functions::auth::Principal;
-use teamform_functions::clock::SystemClock;
 use teamform_functions::mail::OutboxDir;
-use teamform_functions::service::{BatchOptions, Service, ServiceError};
+use teamform_functions::service::ServiceError;
 use teamform_functions::store::codec;
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Item, Page, PageRequest, Store, StoreError, Write};
+use teamform_tests::batch_race::{
+    create_team, invites, new_service, people_seen, raw_applying, raw_count, run_batch, service,
+    team,
+};
 
 const BATCH: usize = 3_000;
-
-fn service(store: Arc<dyn Store>) -> Service {
-    Service::new(
-        store,
-        Arc::new(Catalog::standard()),
-        Arc::new(SystemClock),
-        "http://t".into(),
-    )
-}
-
-fn team() -> TeamId {
-    TeamId::parse("acme").unwrap()
-}
-
-fn invites(prefix: &str, n: usize) -> Vec<Change> {
-    let viewer: BTreeSet<RoleName> = [RoleName::parse("viewer").unwrap()].into();
-    (0..n)
-        .map(|i| Change::Invite {
-            email: Email::parse(&format!("{prefix}{i:05}@acme.io")).unwrap(),
-            name: None,
-            roles: viewer.clone(),
-        })
-        .collect()
-}
-
-async fn create_team(svc: &Service) {
-    let create = Change::CreateTeam {
-        display_name: "Acme".into(),
-        owner: Email::parse("owner@acme.io").unwrap(),
-    };
-    svc.execute(
-        &team(),
-        &Principal::LocalOwner,
-        &[create],
-        Some(0),
-        &BatchOptions::default(),
-    )
-    .await
-    .expect("team created");
-}
-
-async fn run_batch(svc: &Service, changes: &[Change]) -> Result<u64, ServiceError> {
-    svc.execute(
-        &team(),
-        &Principal::LocalOwner,
-        changes,
-        None,
-        &BatchOptions::default(),
-    )
-    .await
-    .map(|a| a.version)
-}
-
-/// The raw `META`, read past the service: whether a batch is in progress.
-async fn raw_applying(store: &dyn Store) -> bool {
-    store
-        .get(&codec::team_pk(&team()), codec::META)
-        .await
-        .unwrap()
-        .is_some_and(|m| m.attrs.contains_key("applying"))
-}
-
-async fn raw_count(store: &dyn Store, prefix: &str) -> usize {
-    store
-        .query_all(&codec::team_pk(&team()), prefix)
-        .await
-        .unwrap()
-        .len()
-}
-
-/// Members and invitations as a reader sees them through the service.
-async fn people_seen(svc: &Service) -> usize {
-    let state = svc.load(&team()).await.unwrap().unwrap();
-    state.members.len() + state.invitations.len()
-}
 
 /// A store that dies (every call fails) once `parts` parts of a batch are
 /// in: a process killed mid-batch. A part is a transaction writing `META`
@@ -188,7 +114,7 @@ async fn interrupted_batch_is_completed_by(parts: usize, next: &str) {
 
     let outbox = tempfile::tempdir().unwrap();
     let restarted =
-        service(raw.clone()).with_mail_sink(Arc::new(OutboxDir::new(outbox.path().to_owned())));
+        new_service(raw.clone()).with_mail_sink(Arc::new(OutboxDir::new(outbox.path().to_owned())));
     match next {
         "read" => assert_eq!(people_seen(&restarted).await, 1 + BATCH),
         "write" => {
