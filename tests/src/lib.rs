@@ -147,3 +147,4 @@ pub mod cli;
 pub mod oidc;
 pub mod people;
 pub mod race;
+pub mod stream;
