@@ -34,49 +34,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
     || die "scim2-tester is not installed in $VENV: scripts/test.sh installs it from scripts/requirements-test.txt"
 VENV=$(cd "$VENV" && pwd)
 
-mkdir -p "$ROOT/target"
-WORK=$(mktemp -d "$ROOT/target/scim.XXXXXX")
-SERVE_PID=
-
-cleanup() {
-    local status=$?
-    if [[ -n "$SERVE_PID" ]]; then
-        kill "$SERVE_PID" 2>/dev/null || true
-        wait "$SERVE_PID" 2>/dev/null || true
-    fi
-    if [[ $status -eq 0 ]]; then
-        rm -rf "$WORK"
-    else
-        printf 'scim: server log kept in %s\n' "${WORK#"$ROOT"/}" >&2
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=lib/serve.sh
+. "$ROOT/scripts/lib/serve.sh"
 
 # --- 1. the server ------------------------------------------------------------
-PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-BASE="http://127.0.0.1:$PORT"
-"$BIN" serve --catalog standard --addr "127.0.0.1:$PORT" --store "sqlite:$WORK/state.db" --state "$WORK/state.db" \
-    >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVE_PID=$!
-
-token=
-deadline=$((SECONDS + 30))
-until [[ -n "$token" ]] && curl -sf -o /dev/null "$BASE/healthz"; do
-    if ! kill -0 "$SERVE_PID" 2>/dev/null; then
-        tail -n 20 "$WORK/serve.out" "$WORK/serve.log" >&2 || true
-        die "teamform serve exited before it became ready"
-    fi
-    if ((SECONDS >= deadline)); then
-        tail -n 20 "$WORK/serve.out" "$WORK/serve.log" >&2 || true
-        die "teamform serve not ready on 127.0.0.1:$PORT after 30 s"
-    fi
-    sleep 0.2
-    token=$(sed -n 's/^bootstrap token .*: \(tfp_[^[:space:]]*\)$/\1/p' "$WORK/serve.out")
-done
-stage "teamform serve: listening on 127.0.0.1:$PORT (pid $SERVE_PID)"
+serve_start scim
 
 # --- 2 and 3. the team, its SCIM token, scim2-tester ----------------------------
 TEAMFORM_TOKEN="$token" "$VENV/bin/python" - "$BASE" "$TEAM" <<'PY'

@@ -54,8 +54,12 @@ pub struct CreatedScimToken {
     created_at: String,
     /// Who made it (`user:<email>`, `api-key:<id>`, ...).
     created_by: String,
-    /// `tfs_` then the secret: the identity provider's bearer token.
-    secret: String,
+    /// `tfs_` then the secret: the identity provider's bearer token; null in
+    /// an `Idempotency-Key` replay.
+    #[schema(required = true)]
+    secret: Option<String>,
+    /// Set in an `Idempotency-Key` replay instead of the secret.
+    secret_note: Option<String>,
 }
 
 /// Creates a SCIM token for the team; its secret is shown this once.
