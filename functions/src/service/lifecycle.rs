@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::auth::secret;
 use crate::code;
 use crate::service::scoped::{Entry, Scoped, bookkeeping};
-use crate::service::{Applied, Mail, Service, ServiceError, token_item};
+use crate::service::{Applied, Mail, Service, ServiceError, link_items};
 use crate::store::codec;
 use crate::store::{Condition, Item, Write};
 
@@ -527,27 +527,22 @@ impl Service {
         transfer.link = secret::id();
         state.transfer = Some(transfer.clone());
         let accept = secret::generate("tft_");
+        let [token, link_ref] = link_items(
+            &accept.hash,
+            "transfer_accept",
+            &state.team,
+            &transfer.to,
+            &transfer.link,
+            transfer.expires_at,
+        );
         let writes = vec![
             delete(link.pk.clone(), "TOKEN", Condition::Exists),
             put(
                 codec::transfer_item(&state.team, &transfer)?,
                 Condition::Exists,
             ),
-            put(
-                token_item(
-                    &accept.hash,
-                    "transfer_accept",
-                    &state.team,
-                    &transfer.to,
-                    &transfer.link,
-                    transfer.expires_at,
-                ),
-                Condition::NotExists,
-            ),
-            put(
-                codec::link_ref_item(&state.team, &accept.hash, transfer.expires_at.timestamp()),
-                Condition::None,
-            ),
+            put(token, Condition::NotExists),
+            put(link_ref, Condition::None),
         ];
         let mail = Mail {
             to: transfer.to.to_string(),

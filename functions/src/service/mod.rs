@@ -911,19 +911,17 @@ impl Service {
                 };
                 let link = secret::generate("tfi_");
                 writes.push(put(codec::invite_item(team, inv)?));
-                writes.push(put(token_item(
-                    &link.hash,
-                    "invitation",
-                    team,
-                    email,
-                    &inv.link,
-                    inv.expires_at,
-                )));
-                writes.push(put(codec::link_ref_item(
-                    team,
-                    &link.hash,
-                    inv.expires_at.timestamp(),
-                )));
+                writes.extend(
+                    link_items(
+                        &link.hash,
+                        "invitation",
+                        team,
+                        email,
+                        &inv.link,
+                        inv.expires_at,
+                    )
+                    .map(put),
+                );
                 mails.push(Mail {
                     to: email.to_string(),
                     subject: format!("You are invited to join {}", state.display_name),
@@ -960,19 +958,10 @@ impl Service {
                 if let Some(t) = &state.transfer {
                     let link = secret::generate("tft_");
                     writes.push(put(codec::transfer_item(team, t)?));
-                    writes.push(put(token_item(
-                        &link.hash,
-                        "transfer",
-                        team,
-                        from,
-                        &t.link,
-                        t.expires_at,
-                    )));
-                    writes.push(put(codec::link_ref_item(
-                        team,
-                        &link.hash,
-                        t.expires_at.timestamp(),
-                    )));
+                    writes.extend(
+                        link_items(&link.hash, "transfer", team, from, &t.link, t.expires_at)
+                            .map(put),
+                    );
                     mails.push(Mail {
                         to: from.to_string(),
                         subject: format!("Confirm the transfer of {} to {to}", state.display_name),
@@ -1347,24 +1336,27 @@ fn name_new_link(state: &mut TeamState, change: &Change) {
     }
 }
 
-/// A link look-up: `TOKEN#<sha256 of the secret>`, naming the invitation or
-/// transfer link (`link`) it opens. Used links are deleted.
-pub(crate) fn token_item(
+/// A link look-up, `TOKEN#<sha256 of the secret>`, naming the invitation or
+/// transfer link (`link`) it opens (used links are deleted), and its
+/// reference in the team's partition, by which deleting a closed team finds
+/// the look-up: written together, always.
+pub(crate) fn link_items(
     hash: &str,
     kind: &str,
     team: &TeamId,
     email: &Email,
     link: &str,
     expires: Timestamp,
-) -> Item {
-    Item::new(format!("TOKEN#{hash}"), "TOKEN")
+) -> [Item; 2] {
+    let token = Item::new(format!("TOKEN#{hash}"), "TOKEN")
         .with("type", "link")
         .with("kind", kind)
         .with("team", team.as_str())
         .with("email", email.as_str())
         .with("link", link)
         .with("valid_until", expires.to_rfc3339())
-        .with("expires_at", expires.timestamp())
+        .with("expires_at", expires.timestamp());
+    [token, codec::link_ref_item(team, hash, expires.timestamp())]
 }
 
 fn user_team_item(email: &Email, team: &TeamId, now: Timestamp) -> Item {
