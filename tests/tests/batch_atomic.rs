@@ -189,3 +189,35 @@ async fn a_batch_interrupted_midway_keeps_outbox_items_exactly_once() {
     assert_eq!(to.len(), BATCH, "one email per invitation");
     assert_eq!(raw_count(raw.as_ref(), codec::AUDIT).await, 1 + BATCH);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intent_of_a_batch_that_died_before_its_first_part_is_deleted_by_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.db");
+    let sqlite = SqliteStore::open(&file).unwrap();
+    create_team(&service(Arc::new(sqlite.clone()))).await;
+    // Dies at its first part: the intent is written, nothing of it applied.
+    let dying = Arc::new(Dying {
+        inner: sqlite.clone(),
+        parts: 0,
+        seen: AtomicUsize::new(0),
+        dead: AtomicBool::new(false),
+    });
+    run_batch(&service(dying), &invites("p", 300))
+        .await
+        .expect_err("died");
+    let raw: Arc<dyn Store> = Arc::new(SqliteStore::open(&file).unwrap());
+    assert!(!raw_applying(raw.as_ref()).await, "no part went in");
+    assert_eq!(raw_count(raw.as_ref(), codec::INVITE).await, 0);
+    let left = raw_count(raw.as_ref(), codec::INTENT).await;
+    assert!(left > 0, "the dead batch left its intent");
+
+    // A one-change write does not look for leftovers; the next batch of
+    // several parts does, once it is finished.
+    let svc = service(raw.clone());
+    run_batch(&svc, &invites("one", 1)).await.unwrap();
+    assert_eq!(raw_count(raw.as_ref(), codec::INTENT).await, left);
+    run_batch(&svc, &invites("next", 100)).await.unwrap();
+    assert_eq!(raw_count(raw.as_ref(), codec::INTENT).await, 0);
+    assert_eq!(raw_count(raw.as_ref(), codec::INVITE).await, 101);
+}

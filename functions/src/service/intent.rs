@@ -23,6 +23,11 @@
 //! `Idempotency-Key`, so that finishing is idempotent too and a retry after
 //! a crash replays the result instead of running the batch again.
 //!
+//! A process that dies after writing an intent but before its first part
+//! leaves the intent behind, never named by `META`. The next batch of the
+//! team deletes it once finished (`drop_dead_intents`); closing the team
+//! deletes it in any case.
+//!
 //! Within one process a reader that finds a batch this process is applying
 //! waits for it instead of racing it part for part.
 
@@ -246,6 +251,7 @@ impl Service {
             .map(|(n, data)| Write::Put {
                 item: Item::new(pk.clone(), codec::intent_sk(&intent, n))
                     .with("type", "intent")
+                    .with("base", base)
                     .with("data", data),
                 condition: Condition::NotExists,
             })
@@ -297,6 +303,46 @@ impl Service {
                 condition: Condition::None,
             })
             .collect();
+        for group in deletes.chunks(MAX_TRANSACT_WRITES) {
+            if let Err(e) = self.store().transact(group.to_vec()).await {
+                tracing::warn!(error = %e, team = %team, "could not delete an unused batch intent");
+            }
+        }
+    }
+
+    /// Deletes intents that can never begin: those whose first part is
+    /// conditioned on a version below `version`, the one a batch just
+    /// finished at. Versions only grow, and no writer takes a version seen
+    /// during a batch as its base (every access settles the batch first),
+    /// so such an intent is the leftover of a process that died between
+    /// writing it and its first part. Intents at `version` or later may be
+    /// another batch on its way and are left alone; so are items without a
+    /// `base`. Best effort: a leftover is never read, only kept.
+    async fn drop_dead_intents(&self, team: &TeamId, version: u64) {
+        let pk = codec::team_pk(team);
+        let items = match self.store().query_all(&pk, codec::INTENT).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, team = %team, "could not look for unused batch intents");
+                return;
+            }
+        };
+        let deletes: Vec<Write> = items
+            .into_iter()
+            .filter(|item| {
+                item.int("base")
+                    .and_then(|base| u64::try_from(base).ok())
+                    .is_some_and(|base| base < version)
+            })
+            .map(|item| Write::Delete {
+                pk: item.pk,
+                sk: item.sk,
+                condition: Condition::None,
+            })
+            .collect();
+        if !deletes.is_empty() {
+            tracing::info!(team = %team, items = deletes.len(), "deleting the intent of a batch that never began");
+        }
         for group in deletes.chunks(MAX_TRANSACT_WRITES) {
             if let Err(e) = self.store().transact(group.to_vec()).await {
                 tracing::warn!(error = %e, team = %team, "could not delete an unused batch intent");
@@ -410,6 +456,8 @@ impl Service {
                 }
                 Ok(true) => {
                     self.committed(team);
+                    self.drop_dead_intents(team, applying.base + applying.parts)
+                        .await;
                     if applying.mails {
                         self.deliver_mail(team).await;
                     }
