@@ -232,7 +232,7 @@ pub async fn serve(g: &Global, options: ServeOptions) -> Result<u8> {
     deliver_left(&outbox, store.as_ref()).await;
     let mut service = Service::new(store, Arc::new(catalog.clone()), Arc::new(SystemClock), url)
         .with_mail_sink(Arc::new(outbox))
-        .with_close_settings(CloseSettings::from_env().map_err(|e| anyhow!(e))?);
+        .with_close_settings(CloseSettings::from_env()?);
     // Closed teams' audit trails: files beside a SQLite store; in the table
     // itself (with a TTL) over DynamoDB.
     #[cfg_attr(not(feature = "dynamodb"), allow(irrefutable_let_patterns))]

@@ -61,36 +61,37 @@ impl CloseSettings {
     pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3650;
 
     /// Checked settings: grace 1 to 365 days, retention 1 to 3650 days.
-    pub fn new(grace_days: u32, audit_retention_days: u32) -> Result<Self, String> {
-        if !(1..=Self::MAX_GRACE_DAYS).contains(&grace_days) {
-            return Err(format!(
-                "close_grace_days must be 1 to {}, not {grace_days}",
-                Self::MAX_GRACE_DAYS
-            ));
-        }
-        if !(1..=Self::MAX_AUDIT_RETENTION_DAYS).contains(&audit_retention_days) {
-            return Err(format!(
-                "audit_retention_days must be 1 to {}, not {audit_retention_days}",
-                Self::MAX_AUDIT_RETENTION_DAYS
-            ));
-        }
+    pub fn new(grace_days: u32, audit_retention_days: u32) -> Result<Self, CloseSettingsError> {
+        let check = |setting: &'static str, value: u32, max: u32| {
+            if (1..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(CloseSettingsError::OutOfRange {
+                    setting,
+                    value,
+                    max,
+                })
+            }
+        };
         Ok(Self {
-            grace_days,
-            audit_retention_days,
+            grace_days: check("close_grace_days", grace_days, Self::MAX_GRACE_DAYS)?,
+            audit_retention_days: check(
+                "audit_retention_days",
+                audit_retention_days,
+                Self::MAX_AUDIT_RETENTION_DAYS,
+            )?,
         })
     }
 
     /// From `TEAMFORM_CLOSE_GRACE_DAYS` and `TEAMFORM_AUDIT_RETENTION_DAYS`,
     /// each defaulted when unset.
-    pub fn from_env() -> Result<Self, String> {
-        let read = |name: &str, default: u32| -> Result<u32, String> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{name} must be a whole number of days, not `{v}`")),
-                Err(_) => Ok(default),
-            }
+    pub fn from_env() -> Result<Self, CloseSettingsError> {
+        let read = |variable: &'static str, default: u32| match std::env::var(variable) {
+            Ok(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| CloseSettingsError::NotANumber { variable, value }),
+            Err(_) => Ok(default),
         };
         Self::new(
             read("TEAMFORM_CLOSE_GRACE_DAYS", Self::DEFAULT_GRACE_DAYS)?,
@@ -100,6 +101,22 @@ impl CloseSettings {
             )?,
         )
     }
+}
+
+/// Why closing settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseSettingsError {
+    #[error("{setting} must be 1 to {max}, not {value}")]
+    OutOfRange {
+        setting: &'static str,
+        value: u32,
+        max: u32,
+    },
+    #[error("{variable} must be a whole number of days, not `{value}`")]
+    NotANumber {
+        variable: &'static str,
+        value: String,
+    },
 }
 
 impl Default for CloseSettings {
@@ -911,7 +928,10 @@ mod tests {
 
     #[test]
     fn settings_outside_their_ranges_are_refused() {
-        assert!(CloseSettings::new(0, 365).is_err());
+        assert_eq!(
+            CloseSettings::new(0, 365).map_err(|e| e.to_string()),
+            Err("close_grace_days must be 1 to 365, not 0".to_owned())
+        );
         assert!(CloseSettings::new(366, 365).is_err());
         assert!(CloseSettings::new(30, 0).is_err());
         assert!(CloseSettings::new(30, 3651).is_err());
