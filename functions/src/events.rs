@@ -135,22 +135,38 @@ impl CloudEvent {
     }
 }
 
+/// An audit item no event can be made of.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit item {pk} / {sk}: {problem}")]
+pub struct MalformedAudit {
+    pub pk: String,
+    pub sk: String,
+    pub problem: &'static str,
+}
+
 /// The event of one audit item (`pk` `TEAM#<team>`, `sk`
 /// `AUDIT#<version>#<seq>`); an error says what is missing.
-pub fn from_audit(pk: &str, sk: &str, attrs: &Map<String, Value>) -> Result<CloudEvent, String> {
+pub fn from_audit(
+    pk: &str,
+    sk: &str,
+    attrs: &Map<String, Value>,
+) -> Result<CloudEvent, MalformedAudit> {
+    let malformed = |problem| MalformedAudit {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+        problem,
+    };
     let team = pk
         .strip_prefix("TEAM#")
-        .ok_or_else(|| format!("audit item {pk} / {sk}: not under a team"))?;
+        .ok_or_else(|| malformed("not under a team"))?;
     let (version, seq) = sk
         .strip_prefix(codec::AUDIT)
         .and_then(|rest| rest.split_once('#'))
         .and_then(|(v, s)| Some((v.parse::<u64>().ok()?, s.parse::<u64>().ok()?)))
-        .ok_or_else(|| format!("audit item {pk} / {sk}: its key names no version"))?;
+        .ok_or_else(|| malformed("its key names no version"))?;
     let text = |k: &str| attrs.get(k).and_then(Value::as_str);
     let (Some(action), Some(at), Some(actor)) = (text("action"), text("at"), text("actor")) else {
-        return Err(format!(
-            "audit item {pk} / {sk}: lacks its action, time or actor"
-        ));
+        return Err(malformed("lacks its action, time or actor"));
     };
     let mut data = Map::new();
     data.insert("team".into(), team.into());
@@ -190,7 +206,7 @@ pub fn from_audit(pk: &str, sk: &str, attrs: &Map<String, Value>) -> Result<Clou
 }
 
 /// The event of a stored audit item.
-pub fn from_item(item: &Item) -> Result<CloudEvent, String> {
+pub fn from_item(item: &Item) -> Result<CloudEvent, MalformedAudit> {
     from_audit(&item.pk, &item.sk, &item.attrs)
 }
 
@@ -299,7 +315,7 @@ fn read_audit(record: &EventRecord) -> Audit {
     };
     match from_audit(pk, sk, &attrs) {
         Ok(e) => Audit::Event(Box::new(e)),
-        Err(e) => Audit::Unreadable(e),
+        Err(e) => Audit::Unreadable(e.to_string()),
     }
 }
 
@@ -604,7 +620,7 @@ pub async fn drain(
             .await
             .map_err(stored)?;
         for item in page.items {
-            let event = from_item(&item)?;
+            let event = from_item(&item).map_err(|e| e.to_string())?;
             let body = serde_json::to_string(&event).map_err(|e| e.to_string())?;
             let mut attempt = 0;
             loop {

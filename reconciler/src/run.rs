@@ -945,8 +945,7 @@ async fn audit(
                 teamform_functions::service::audit::write_jsonl(&items)
             }
             crate::cli::AuditFormat::Csv => {
-                teamform_functions::service::audit::write_csv(&items, header)
-                    .map_err(|e| anyhow!(e))?
+                teamform_functions::service::audit::write_csv(&items, header)?
             }
         };
         header = false;

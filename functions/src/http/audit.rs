@@ -195,7 +195,7 @@ async fn audit_export(
         ExportFormat::Jsonl => ("application/jsonl", write_jsonl(&records)),
         ExportFormat::Csv => (
             "text/csv; charset=utf-8",
-            write_csv(&records, true).map_err(|e| ApiError::internal(&e))?,
+            write_csv(&records, true).map_err(|e| ApiError::internal(&e.to_string()))?,
         ),
     };
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())

@@ -394,12 +394,12 @@ pub const CSV_COLUMNS: [&str; 11] = [
 ];
 
 /// Writes records as CSV rows (RFC 4180 quoting), `header` first if asked.
-pub fn write_csv(records: &[Value], header: bool) -> Result<String, String> {
+pub fn write_csv(records: &[Value], header: bool) -> Result<String, csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
     if header {
-        w.write_record(CSV_COLUMNS).map_err(|e| e.to_string())?;
+        w.write_record(CSV_COLUMNS)?;
     }
     for r in records {
         let text = |k: &str| match r.get(k) {
@@ -423,11 +423,11 @@ pub fn write_csv(records: &[Value], header: bool) -> Result<String, String> {
             text("request_id"),
             text("source"),
             text("source_note"),
-        ])
-        .map_err(|e| e.to_string())?;
+        ])?;
     }
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|e| e.to_string())
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    // Every field was a `String`, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Writes records as JSON Lines: one record per line.
