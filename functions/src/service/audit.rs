@@ -123,32 +123,35 @@ fn valid_request_id(id: &str) -> bool {
 /// Reads `Teamform-Source`: `apply`, optionally followed by `;` and a note of
 /// at most [`MAX_SOURCE_NOTE`] characters (control characters become
 /// spaces, runs of spaces collapse).
-pub fn parse_source(value: &[u8]) -> Result<(&'static str, Option<String>), String> {
-    let text = std::str::from_utf8(value)
-        .map_err(|_| "the Teamform-Source header is not UTF-8".to_owned())?;
+pub fn parse_source(value: &[u8]) -> Result<(&'static str, Option<String>), SourceError> {
+    let text = std::str::from_utf8(value).map_err(|_| SourceError::NotUtf8)?;
     let (kind, note) = match text.split_once(';') {
         Some((kind, note)) => (kind.trim(), Some(crate::mail::single_line(note))),
         None => (text.trim(), None),
     };
     if kind != "apply" {
-        return Err(format!(
-            "the Teamform-Source header names `{}`; the only source a client names is `apply`",
-            crate::mail::single_line(kind)
-                .chars()
-                .take(40)
-                .collect::<String>()
+        return Err(SourceError::UnknownSource(
+            crate::mail::single_line(kind).chars().take(40).collect(),
         ));
     }
     let note = note.filter(|n| !n.is_empty());
     if let Some(n) = &note
         && n.chars().count() > MAX_SOURCE_NOTE
     {
-        return Err(format!(
-            "the Teamform-Source note has {} characters; at most {MAX_SOURCE_NOTE} are kept",
-            n.chars().count()
-        ));
+        return Err(SourceError::NoteTooLong(n.chars().count()));
     }
     Ok(("apply", note))
+}
+
+/// Why a `Teamform-Source` header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("the Teamform-Source header is not UTF-8")]
+    NotUtf8,
+    #[error("the Teamform-Source header names `{0}`; the only source a client names is `apply`")]
+    UnknownSource(String),
+    #[error("the Teamform-Source note has {0} characters; at most {MAX_SOURCE_NOTE} are kept")]
+    NoteTooLong(usize),
 }
 
 /// The Lambda request id, when the request came through Lambda.
@@ -199,7 +202,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         Err(detail) => crate::http::ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             crate::code::BAD_SOURCE,
-            detail,
+            detail.to_string(),
         )
         .into_response(),
     };
