@@ -19,7 +19,7 @@
 //!   (from then on reopening is refused), then deletes the team's partition
 //!   in pages of bounded size, each page with the look-ups outside the
 //!   partition that its items name (`USER#<email>` / `TEAM#<id>`,
-//!   `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`, the `IDEMP#...`
+//!   an invitation's `EXPIRING` due entry, `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`, the `IDEMP#...`
 //!   records of its requests), and `META` with the entry last. An interrupted sweep resumes where it stopped: `META`
 //!   still says `deleting` until the last page.
 //!
