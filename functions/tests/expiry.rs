@@ -169,6 +169,16 @@ async fn expired_invitations_are_recorded_once_and_published_in_version_order() 
         .map(|r| r["change"]["email"].as_str().unwrap())
         .collect();
     assert_eq!(subjects, ["bob@acme.io", "dave@acme.io"]);
+    assert_eq!(
+        records[0]["request_id"], records[1]["request_id"],
+        "one commit, one request id: {records:#?}"
+    );
+    assert!(
+        records[0]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sweep-")
+    );
     let created: Timestamp = START.parse().unwrap();
     for r in &records {
         assert_eq!(r["actor"], "system:expiry");

@@ -186,8 +186,13 @@ impl Service {
                     continue;
                 };
                 if due > now {
-                    reached_future = true;
-                    break;
+                    // Entries sort by whole seconds: a later one of this
+                    // second may be due already.
+                    if due.timestamp() > now.timestamp() {
+                        reached_future = true;
+                        break;
+                    }
+                    continue;
                 }
                 by_team.entry(team).or_default().push(Due {
                     sk: item.sk.clone(),
@@ -229,6 +234,8 @@ impl Service {
             sk: sk.to_owned(),
             condition: Condition::None,
         };
+        // The records of one commit name one request id.
+        let request_id = format!("sweep-{}", crate::auth::secret::id());
         for _ in 0..ROUNDS {
             let Some(meta) = self.settled_meta(team).await? else {
                 // The team is gone: nothing is left to record.
@@ -270,7 +277,7 @@ impl Service {
                 match invitation {
                     Some(inv) if due_sk(inv.expires_at, team, &inv.email) == due.sk => {
                         if inv.is_expired(now) {
-                            steps.push(expiry_step(&meta, &inv, &due.sk, now));
+                            steps.push(expiry_step(&meta, &inv, &due.sk, &request_id, now));
                         }
                     }
                     _ => stale.push(stale_entry(&due.sk)),
@@ -302,7 +309,13 @@ impl Service {
 
 /// The commit step recording one invitation's expiry: its audit record and
 /// the deletion of its due entry, which must still be there.
-fn expiry_step(meta: &Meta, inv: &Invitation, due_sk: &str, now: Timestamp) -> Step {
+fn expiry_step(
+    meta: &Meta,
+    inv: &Invitation,
+    due_sk: &str,
+    request_id: &str,
+    now: Timestamp,
+) -> Step {
     let mut before = json!({
         "roles": inv.roles,
         "created_at": inv.created_at.to_rfc3339(),
@@ -321,10 +334,7 @@ fn expiry_step(meta: &Meta, inv: &Invitation, due_sk: &str, now: Timestamp) -> S
     if let Value::Object(map) = &mut audit {
         // A sweep is no request: whatever task runs it, the record says so.
         map.insert("source".into(), SOURCE.into());
-        map.insert(
-            "request_id".into(),
-            format!("sweep-{}", crate::auth::secret::id()).into(),
-        );
+        map.insert("request_id".into(), request_id.into());
         map.remove("source_note");
     }
     let writes = vec![Write::Delete {
