@@ -11,17 +11,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::Request;
 use chrono::Duration;
+use http_body_util::BodyExt;
 use serde_json::Value;
 use teamform_core::{Catalog, Change, Email, RoleName, TeamId, Timestamp};
 use teamform_functions::auth::Principal;
 use teamform_functions::clock::ManualClock;
 use teamform_functions::events::{CloudEvent, JsonlFile, LocalEvents, Retry};
+use teamform_functions::http::{Anonymous, AppState, app};
 use teamform_functions::service::audit::AuditFilter;
 use teamform_functions::service::expiry::{EXPIRING_PK, due_item};
 use teamform_functions::service::{BatchOptions, Service, ServiceError};
 use teamform_functions::store::sqlite::SqliteStore;
 use teamform_functions::store::{Condition, Item, Page, PageRequest, Store, StoreError, Write};
+use tower::ServiceExt;
 
 const START: &str = "2026-11-28T12:00:00Z";
 /// Past the default invitation lifetime (15 days).
@@ -93,6 +98,14 @@ async fn link(svc: &Service, id: &str, to: &str) -> String {
     mail.link_secret().expect("a link").to_owned()
 }
 
+async fn get(router: &axum::Router, uri: &str) -> (u16, String) {
+    let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 fn read_events(path: &std::path::Path) -> Vec<CloudEvent> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -124,10 +137,12 @@ async fn expired_invitations_are_recorded_once_and_published_in_version_order() 
         max: StdDuration::from_millis(100),
         attempts: 20,
     };
-    let svc = service(store.clone(), clock.clone()).with_commit_listener(LocalEvents::start(
-        store.clone(),
-        vec![Arc::new(JsonlFile::new(&events_file))],
-        fast,
+    let svc = Arc::new(service(store.clone(), clock.clone()).with_commit_listener(
+        LocalEvents::start(
+            store.clone(),
+            vec![Arc::new(JsonlFile::new(&events_file))],
+            fast,
+        ),
     ));
     create(
         &svc,
@@ -219,6 +234,24 @@ async fn expired_invitations_are_recorded_once_and_published_in_version_order() 
         Some("expire_invitation".into())
     );
     assert!(entries(store.as_ref()).await.is_empty(), "entries deleted");
+
+    // Through the API, filtered by source, in both export formats.
+    let router = app(AppState::new(svc.clone(), Anonymous::LocalOwner));
+    let (status, body) = get(&router, "/teams/acme/audit?source=sweep").await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{page}");
+    assert!(items.iter().all(|i| i["action"] == "expire_invitation"
+        && i["actor_kind"] == "system"
+        && i["version"] == 3));
+    let (status, csv) = get(&router, "/teams/acme/audit/export?format=csv&source=sweep").await;
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains("system:expiry")),
+        "{csv}"
+    );
 
     // Published: after the team's earlier changes, in version order.
     let events = wait_for_events(&events_file, 7).await;
