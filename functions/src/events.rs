@@ -4,9 +4,10 @@
 //!
 //! Events are read from the audit items, which are written one per applied
 //! change in the transaction of the change itself: an event exists only if
-//! its change committed. Invitation expiry is not an event: the service
-//! records no expiry (an invitation is shown as expired when read after its
-//! `expires_at`), so there is nothing committed to publish.
+//! its change committed. Invitation expiry is committed too: the expiry
+//! sweep (`crate::service::expiry`) records each expired invitation once, as
+//! an `expire_invitation` audit record (actor `system:expiry`, source
+//! `sweep`), published as `team.invitation.expired`.
 //!
 //! - In AWS the `events` function reads the table's stream and puts each new
 //!   audit item on an EventBridge bus ([`publish_stream`]), `Source`
@@ -81,6 +82,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("reinvite", "team.member.reinvited"),
     ("change_invitation_roles", "team.invitation.roles_changed"),
     ("revoke_invitation", "team.invitation.revoked"),
+    ("expire_invitation", "team.invitation.expired"),
     ("accept_invitation", "team.member.joined"),
     ("change_roles", "team.member.roles_changed"),
     ("remove_member", "team.member.removed"),

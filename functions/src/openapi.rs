@@ -239,7 +239,8 @@ pub mod schema {
         pub id: String,
         #[schema(format = DateTime)]
         pub at: String,
-        /// Who did it (an email, `api_key:<id>` or the local owner).
+        /// Who did it (an email, `api_key:<id>`, the local owner, or
+        /// `system:expiry` for an invitation expiry the sweep recorded).
         pub actor: String,
         /// The change's `op`, or the operation (e.g. `create_api_key`).
         pub action: String,
@@ -248,14 +249,15 @@ pub mod schema {
         pub change: serde_json::Value,
         /// The team's version after it.
         pub version: u64,
-        /// The actor's kind: `person`, `api_key`, `local_owner` (absent in
-        /// records older than the field).
+        /// The actor's kind: `person`, `api_key`, `local_owner`, `system`
+        /// (the expiry sweep) (absent in records older than the field).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub actor_kind: Option<String>,
         /// The request the change was made in (its `x-request-id`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub request_id: Option<String>,
-        /// `api`, `page` (the team pages) or `apply` (`teamform apply`).
+        /// `api`, `page` (the team pages), `apply` (`teamform apply`) or
+        /// `sweep` (an invitation expiry the sweep recorded).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub source: Option<String>,
         /// What `teamform apply --source` said (`commit abc123`).

@@ -1,6 +1,8 @@
 //! What one request costs as the team grows: the same one-thing operation
 //! on teams of 100 and of 10,000 people makes the same number of store
 //! calls. A store wrapper counts every `get`, `query` page and `transact`.
+//! Recording one invitation's expiry costs the same whatever the team's size:
+//! the sweep reads its due entries, never the team.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step fails the test
 
 use std::sync::Arc;
@@ -234,4 +236,99 @@ async fn one_thing_costs_the_same_in_a_team_of_100_and_of_10000() {
         .find(|(n, ..)| *n == "delete role in use")
         .expect("op");
     assert_eq!(deleted.1, 409);
+}
+
+/// A team of `size` pending invitations that expire in a year, and one
+/// that expires in a day; the clock, past that day.
+async fn expiring_team_of(size: usize) -> (Arc<Service>, Arc<Counting>) {
+    let counting = Arc::new(Counting {
+        inner: Some(SqliteStore::in_memory().expect("store")),
+        calls: AtomicUsize::new(0),
+    });
+    let clock = Arc::new(ManualClock::new(
+        "2026-11-28T12:00:00Z".parse().expect("time"),
+    ));
+    let svc = Arc::new(Service::new(
+        counting.clone(),
+        Arc::new(Catalog::standard()),
+        clock.clone(),
+        "http://test".into(),
+    ));
+    let team = TeamId::parse("tt").expect("team");
+    let with_ttl = |days: u32| teamform_core::model::Settings {
+        invitation_ttl_days: days,
+        ..teamform_core::model::Settings::default()
+    };
+    let ttl = |from: u32, to: u32| Change::UpdateSettings {
+        from: with_ttl(from),
+        to: with_ttl(to),
+    };
+    let mut setup = vec![
+        Change::CreateTeam {
+            display_name: "T".into(),
+            owner: email("owner@x.io"),
+        },
+        ttl(
+            teamform_core::model::Settings::DEFAULT_INVITATION_TTL_DAYS,
+            365,
+        ),
+    ];
+    setup.extend((0..size).map(|i| Change::Invite {
+        email: email(&format!("p{i:05}@x.io")),
+        name: None,
+        roles: [RoleName::parse("viewer").expect("role")].into(),
+    }));
+    for part in setup.chunks(1000) {
+        svc.execute(
+            &team,
+            &Principal::LocalOwner,
+            part,
+            None,
+            &BatchOptions::default(),
+        )
+        .await
+        .expect("setup");
+    }
+    svc.execute(
+        &team,
+        &Principal::LocalOwner,
+        &[
+            ttl(365, 1),
+            Change::Invite {
+                email: email("soon@x.io"),
+                name: None,
+                roles: [RoleName::parse("viewer").expect("role")].into(),
+            },
+        ],
+        None,
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("the one that expires soon");
+    clock.advance(chrono::Duration::days(2));
+    counting.take();
+    (svc, counting)
+}
+
+#[tokio::test]
+async fn recording_one_expiry_costs_the_same_in_a_team_of_100_and_of_2000() {
+    let mut costs = Vec::new();
+    for size in [100, 2000] {
+        let (svc, counting) = expiring_team_of(size).await;
+        let report = svc.sweep_expired(svc.now()).await.expect("sweep");
+        assert_eq!(report.recorded, 1, "{size}: {report:?}");
+        costs.push(counting.take());
+        let again = svc.sweep_expired(svc.now()).await.expect("sweep");
+        assert_eq!(again.recorded, 0);
+    }
+    eprintln!(
+        "one expiry: {} store calls at 100, {} at 2,000",
+        costs[0], costs[1]
+    );
+    assert_eq!(costs[0], costs[1], "{costs:?}");
+    assert!(
+        costs[0] <= 10,
+        "{} store calls is not a fixed handful",
+        costs[0]
+    );
 }

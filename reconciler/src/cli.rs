@@ -129,7 +129,8 @@ pub enum Command {
         /// The team whose trail to print.
         #[arg(long)]
         team: String,
-        /// Only records by this actor (`user:EMAIL`, `api-key:ID`, `local-owner`).
+        /// Only records by this actor (`user:EMAIL`, `api-key:ID`, `local-owner`,
+        /// `system:expiry`).
         #[arg(long)]
         actor: Option<String>,
         /// Only records of this action (`invite`, `change_roles`, ...).
@@ -144,7 +145,8 @@ pub enum Command {
         /// Only records before this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
-        /// Only records from this source: `api`, `page` (the team pages) or `apply`.
+        /// Only records from this source: `api`, `page` (the team pages), `apply`
+        /// or `sweep` (recorded expiries).
         #[arg(long)]
         source: Option<String>,
         /// Only the records of the request with this id (its `x-request-id`).

@@ -42,7 +42,8 @@ use tracing::Instrument;
 
 use crate::cli::Global;
 
-/// How often `serve` deletes the closed teams whose grace period ended.
+/// How often `serve` records expired invitations and deletes the closed
+/// teams whose grace period ended.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What `serve` was told beyond the global flags.

@@ -142,7 +142,7 @@ async fn a_closed_team_is_archived_then_deleted_to_the_last_item() {
 
     // What there is to delete, inside the team's partition and outside it.
     let before = scan(&store).await;
-    for prefix in ["TEAM#", "USER#", "KEY#", "TOKEN#", "CLOSING"] {
+    for prefix in ["TEAM#", "USER#", "KEY#", "TOKEN#", "CLOSING", "EXPIRING"] {
         assert!(
             before
                 .iter()

@@ -1,12 +1,14 @@
-//! The `sweeper` Lambda function: on a schedule, deletes the teams whose
-//! grace period after closing has ended, each after archiving its audit
-//! trail into the table (items with a TTL of `TEAMFORM_AUDIT_RETENTION_DAYS`).
-//! One run does a bounded amount of work; the next run resumes.
+//! The `sweeper` Lambda function, on a schedule: records the expiry of every
+//! invitation past its `expires_at` (an `expire_invitation` audit record,
+//! published as an event), then deletes the teams whose grace period after
+//! closing has ended, each after archiving its audit trail into the table
+//! (items with a TTL of `TEAMFORM_AUDIT_RETENTION_DAYS`). One run does a
+//! bounded amount of work; the next run resumes.
 
 use std::sync::Arc;
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
-use serde_json::Value;
+use serde_json::{Value, json};
 use teamform_functions::clock::SystemClock;
 use teamform_functions::service::Service;
 use teamform_functions::service::close::CloseSettings;
@@ -32,14 +34,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let service = service.clone();
         async move {
-            let report = service.sweep_closed(service.now()).await?;
+            let expired = service.sweep_expired(service.now()).await?;
             tracing::info!(
-                deleted = report.deleted.len(),
-                items = report.items_deleted,
-                unfinished = report.unfinished,
+                recorded = expired.recorded,
+                stale = expired.stale,
+                unfinished = expired.unfinished,
+                "recorded expired invitations"
+            );
+            let closed = service.sweep_closed(service.now()).await?;
+            tracing::info!(
+                deleted = closed.deleted.len(),
+                items = closed.items_deleted,
+                unfinished = closed.unfinished,
                 "swept closed teams"
             );
-            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+            Ok::<_, lambda_runtime::Error>(json!({ "expired": expired, "closed": closed }))
         }
     }))
     .await

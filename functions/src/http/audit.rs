@@ -35,11 +35,11 @@ macro_rules! audit_params {
         struct $name {
             $($(#[$fmeta])* $field: $ty,)*
             /// Only records by this actor, as recorded (`user:EMAIL`,
-            /// `api-key:ID`, `local-owner`).
+            /// `api-key:ID`, `local-owner`, `system:expiry`).
             #[param(max_length = 300)]
             actor: Option<String>,
             /// Only records of this action (`invite`, `change_roles`,
-            /// `accept_invitation`, `create_api_key`, ...).
+            /// `accept_invitation`, `expire_invitation`, `create_api_key`, ...).
             #[param(max_length = 100)]
             action: Option<String>,
             /// Only records about this person (email, without case), role or key.
@@ -48,7 +48,8 @@ macro_rules! audit_params {
             /// Only records made in this request (its `x-request-id`).
             #[param(max_length = 128)]
             request_id: Option<String>,
-            /// Only records from this source: `api`, `page` or `apply`.
+            /// Only records from this source: `api`, `page`, `apply` or
+            /// `sweep` (invitation expiries the sweep recorded).
             #[param(max_length = 20)]
             source: Option<String>,
             /// Only records at or after this time (RFC 3339).

@@ -11,9 +11,11 @@
 //!
 //! Each record names the request that made it: the actor and the actor's
 //! kind (`person`, `api_key`, `local_owner`, or the prefix of any other
-//! actor), the request id (`x-request-id`, echoed in every response), and
-//! the source: `api`, `page` (the team pages), or `apply` with the note
-//! `teamform apply --source` sent in `Teamform-Source`. The router's
+//! actor, e.g. `system` for `system:expiry`), the request id (`x-request-id`,
+//! echoed in every response), and the source: `api`, `page` (the team
+//! pages), or `apply` with the note `teamform apply --source` sent in
+//! `Teamform-Source`; the expiry sweep's records say `sweep`
+//! (`crate::service::expiry`). The router's
 //! `request_context` layer sets these for the task handling the request, so
 //! the service records them without any argument threaded through.
 
@@ -220,12 +222,12 @@ pub const SCAN_PER_REQUEST: usize = 5_000;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct AuditFilter {
     /// The actor exactly as recorded (`user:EMAIL`, `api-key:ID`,
-    /// `local-owner`).
+    /// `local-owner`, `system:expiry`).
     pub actor: Option<String>,
     /// The request id the change was made in (`x-request-id`).
     #[serde(default)]
     pub request_id: Option<String>,
-    /// `api`, `page` or `apply`.
+    /// `api`, `page`, `apply` or `sweep`.
     #[serde(default)]
     pub source: Option<String>,
     /// The change's `op` or the operation (`invite`, `accept_invitation`, ...).

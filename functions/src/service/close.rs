@@ -19,7 +19,7 @@
 //!   (from then on reopening is refused), then deletes the team's partition
 //!   in pages of bounded size, each page with the look-ups outside the
 //!   partition that its items name (`USER#<email>` / `TEAM#<id>`,
-//!   `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`, the `IDEMP#...`
+//!   an invitation's `EXPIRING` due entry, `KEY#<hash>`, `TOKEN#<hash>` through `LINK#<hash>`, the `IDEMP#...`
 //!   records of its requests), and `META` with the entry last. An interrupted sweep resumes where it stopped: `META`
 //!   still says `deleting` until the last page.
 //!
@@ -167,9 +167,10 @@ pub struct SweepReport {
 /// resumes).
 pub const SWEEP_BUDGET: usize = 20_000;
 
-/// Team items deleted per transaction: each may bring one look-up outside
-/// the partition, so a page stays within one transaction's 100 writes.
-const DELETE_PAGE: usize = 45;
+/// Team items deleted per transaction: each may bring up to two look-ups
+/// outside the partition (an invitation: its person's `USER#` entry and its
+/// `EXPIRING` due entry), so a page stays within one transaction's 100 writes.
+const DELETE_PAGE: usize = 30;
 
 /// A closed team's archive: named by the team and its deadline, so a
 /// resumed sweep writes the same archive again rather than a second one.
@@ -464,7 +465,12 @@ fn lookups_of(team: &TeamId, item: &Item) -> Vec<Write> {
     let sk = item.sk.as_str();
     if sk.starts_with(codec::MEMBER) || sk.starts_with(codec::INVITE) {
         if let Some(email) = item.str("email").and_then(|e| Email::parse(e).ok()) {
-            return vec![delete(codec::user_pk(&email), codec::team_pk(team))];
+            let mut writes = vec![delete(codec::user_pk(&email), codec::team_pk(team))];
+            if sk.starts_with(codec::INVITE) {
+                // The invitation's entry in the expiry sweep's list.
+                writes.extend(crate::service::expiry::due_of_item(team, &email, item));
+            }
+            return writes;
         }
     } else if sk.starts_with(codec::APIKEY) {
         if let Some(hash) = item.str("hash") {
@@ -895,7 +901,8 @@ impl Service {
     }
 }
 
-/// Sweeps every `every`, first at once, for as long as the host runs:
+/// Records expired invitations (`Service::sweep_expired`), then sweeps
+/// closed teams, every `every`, first at once, for as long as the host runs:
 /// `teamform serve`'s timer (Lambda has a scheduled function instead).
 /// Failures are logged and retried at the next tick.
 pub fn spawn_sweeper(
@@ -907,6 +914,16 @@ pub fn spawn_sweeper(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            match service.sweep_expired(service.now()).await {
+                Ok(report) if report == crate::service::expiry::ExpiryReport::default() => {}
+                Ok(report) => tracing::info!(
+                    recorded = report.recorded,
+                    stale = report.stale,
+                    unfinished = report.unfinished,
+                    "recorded expired invitations"
+                ),
+                Err(error) => tracing::error!(%error, "recording expired invitations failed"),
+            }
             match service.sweep_closed(service.now()).await {
                 Ok(report) if report == SweepReport::default() => {}
                 Ok(report) => tracing::info!(

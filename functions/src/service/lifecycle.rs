@@ -15,6 +15,7 @@ use teamform_core::{Change, ChangeError, Email, TeamId, TeamState, Timestamp};
 use crate::auth::Principal;
 use crate::auth::secret;
 use crate::code;
+use crate::service::expiry;
 use crate::service::scoped::{Entry, Scoped, bookkeeping};
 use crate::service::{Applied, Mail, Service, ServiceError, link_items};
 use crate::store::codec;
@@ -336,6 +337,12 @@ impl Service {
             ),
         ];
         writes.extend(bookkept);
+        writes.extend(expiry::due_writes(
+            &state.team,
+            &inv.email,
+            Some(inv.expires_at),
+            None,
+        ));
         let detail = json!({ "email": inv.email, "roles": inv.roles, "kind": link.kind });
         let version = self
             .commit_operation(&scoped, who, "accept_invitation", detail, writes)
@@ -590,7 +597,7 @@ impl Service {
                 "this transfer is not waiting for you",
             ));
         }
-        let was_invited = state.invitations.contains_key(&transfer.to);
+        let was_invited = state.invitations.get(&transfer.to).map(|i| i.expires_at);
         let people = [transfer.to.clone(), transfer.from.clone()];
         let before: Vec<Entry> = people.iter().map(|e| Entry::of(state, e)).collect();
         let roles_before = state.roles.clone();
@@ -608,11 +615,17 @@ impl Service {
                 writes.push(put(codec::member_item(&state.team, m)?, Condition::None));
             }
         }
-        if was_invited {
+        if let Some(expires_at) = was_invited {
             writes.push(delete(
                 team_pk.clone(),
                 codec::invite_sk(&transfer.to),
                 Condition::Exists,
+            ));
+            writes.extend(expiry::due_writes(
+                &state.team,
+                &transfer.to,
+                Some(expires_at),
+                None,
             ));
         }
         writes.push(put(

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod close;
+pub mod expiry;
 pub mod intent;
 pub mod lifecycle;
 pub mod resources;
@@ -721,8 +722,11 @@ impl Service {
                     holder.to_string(),
                 )));
             }
-            let touched: Vec<(Email, Entry)> = people_of(change)
-                .map(|e| (e.clone(), Entry::of(&state, e)))
+            let touched: Vec<(Email, Entry, Option<Timestamp>)> = people_of(change)
+                .map(|e| {
+                    let expires = state.invitations.get(e).map(|i| i.expires_at);
+                    (e.clone(), Entry::of(&state, e), expires)
+                })
                 .collect();
             let roles_before = state.roles.clone();
             state.apply(change, &self.catalog, now).map_err(at)?;
@@ -734,7 +738,7 @@ impl Service {
                     invitations: 0,
                 };
             } else {
-                for (email, before) in &touched {
+                for (email, before, expires_before) in &touched {
                     let after = Entry::of(&state, email);
                     step.writes.extend(bookkeeping(
                         team,
@@ -742,6 +746,12 @@ impl Service {
                         (before, &roles_before),
                         (&after, &state.roles),
                         &mut counts,
+                    ));
+                    step.writes.extend(crate::service::expiry::due_writes(
+                        team,
+                        email,
+                        *expires_before,
+                        state.invitations.get(email).map(|i| i.expires_at),
                     ));
                 }
             }

@@ -18,6 +18,8 @@
 //!   a request about the team (`crate::http::idempotency`), for the same reason
 //! - `CLOSING` / `DUE#<epoch seconds>#<id>`: a closing team and when it is
 //!   deleted, in deadline order, for the sweep (`crate::service::close`)
+//! - `EXPIRING` / `DUE#<epoch seconds>#<id>#<email>`: a pending invitation
+//!   and when it expires, for the expiry sweep (`crate::service::expiry`)
 //! - `KEY#<sha256>` / `KEY`, `PAT#<sha256>` / `PAT`, `TOKEN#<sha256>` / `TOKEN`: look-ups
 //! - `USER#<email>` / `TEAM#<id>`: a person's teams; `USER#<email>` / `PAT#<id>`: their tokens
 //!
