@@ -62,6 +62,18 @@ pub enum Change {
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         expired_at: Timestamp,
     },
+    /// A person the team's identity provider vouches for joins at once,
+    /// without an invitation (SCIM provisioning with the setting
+    /// `scim_provisioning: members`). Only a SCIM token makes it: sent to
+    /// `POST /teams/{team}/changes` it is refused with 403.
+    #[cfg_attr(feature = "openapi", schema(title = "AddMember"))]
+    AddMember {
+        email: Email,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>))]
+        roles: Roles,
+    },
     #[cfg_attr(feature = "openapi", schema(title = "ChangeInvitationRoles"))]
     ChangeInvitationRoles {
         email: Email,
@@ -105,6 +117,12 @@ pub enum Requirement {
     Permission(&'static str),
     /// Only the owner may make this change.
     Owner,
+    /// Only the team's identity provider, through a SCIM token, may make
+    /// this change: not the owner, nor any person or API key, whatever they
+    /// hold. Adding a member without an invitation skips the person's own
+    /// consent (accepting a link, signing in), which only the provider that
+    /// manages the person's account can stand in for; anyone else invites.
+    Provisioner,
 }
 
 /// The sections of a plan, in the order they are applied.
@@ -209,10 +227,17 @@ impl Change {
                 if live.require_2fa != to.require_2fa {
                     needs.push(Permission(perm::SECURITY_MANAGE));
                 }
+                // Letting the identity provider add members without an
+                // invitation is a decision about SCIM tokens: it is for whoever
+                // manages them.
+                if live.scim_provisioning != to.scim_provisioning {
+                    needs.push(Permission(perm::SCIM_MANAGE));
+                }
                 let Settings {
                     require_2fa: _,
                     invitation_ttl_days,
                     seat_limit,
+                    scim_provisioning: _,
                 } = to;
                 let others_change = live.invitation_ttl_days != *invitation_ttl_days
                     || live.seat_limit != *seat_limit;
@@ -227,6 +252,9 @@ impl Change {
             Change::Invite { .. } | Change::Reinvite { .. } | Change::RevokeInvitation { .. } => {
                 vec![Permission(perm::MEMBERS_INVITE)]
             }
+            // The provider adds people as it invites them: the token must
+            // hold `team.members.invite` too (it holds its creator's).
+            Change::AddMember { .. } => vec![Provisioner, Permission(perm::MEMBERS_INVITE)],
             Change::ChangeInvitationRoles { .. } | Change::ChangeRoles { .. } => {
                 vec![Permission(perm::MEMBERS_ROLES)]
             }
@@ -251,7 +279,9 @@ impl Change {
             after.difference(&before).copied().collect()
         };
         match self {
-            Change::Invite { roles, .. } | Change::Reinvite { roles, .. } => of(roles),
+            Change::Invite { roles, .. }
+            | Change::Reinvite { roles, .. }
+            | Change::AddMember { roles, .. } => of(roles),
             Change::ChangeInvitationRoles { email, to, .. } => {
                 let before = live
                     .invitations
@@ -357,6 +387,7 @@ impl Change {
             Change::RenameTeam { .. } | Change::UpdateSettings { .. } => Stage::Settings,
             Change::Invite { .. }
             | Change::Reinvite { .. }
+            | Change::AddMember { .. }
             | Change::ChangeInvitationRoles { .. }
             | Change::ChangeRoles { .. } => Stage::Members,
             Change::RevokeInvitation { .. } | Change::RemoveMember { .. } => Stage::Removals,
@@ -380,6 +411,7 @@ impl Change {
         match self {
             Change::Invite { email, .. }
             | Change::Reinvite { email, .. }
+            | Change::AddMember { email, .. }
             | Change::ChangeInvitationRoles { email, .. }
             | Change::ChangeRoles { email, .. }
             | Change::RevokeInvitation { email, .. }
@@ -401,6 +433,7 @@ impl Change {
             Change::UpdateSettings { .. } => "update_settings",
             Change::Invite { .. } => "invite",
             Change::Reinvite { .. } => "reinvite",
+            Change::AddMember { .. } => "add_member",
             Change::ChangeInvitationRoles { .. } => "change_invitation_roles",
             Change::ChangeRoles { .. } => "change_roles",
             Change::RevokeInvitation { .. } => "revoke_invitation",
@@ -601,6 +634,29 @@ impl TeamState {
                 let invitation = self.new_invitation(email, name, roles, now);
                 self.invitations.insert(email.clone(), invitation);
             }
+            Change::AddMember { email, name, roles } => {
+                // The invariants of accepting an invitation: one entry per
+                // email, roles that exist and are never `owner`. The seat
+                // limit is the service's to count (it holds the counters).
+                if self.members.contains_key(email) {
+                    return Err(ChangeError::AlreadyMember(email.to_string()));
+                }
+                if self.invitations.contains_key(email) {
+                    return Err(ChangeError::AlreadyInvited(email.to_string()));
+                }
+                check_person_name(name)?;
+                check_roles(roles, catalog, self)?;
+                self.members.insert(
+                    email.clone(),
+                    Member {
+                        email: email.clone(),
+                        name: name.clone(),
+                        roles: roles.clone(),
+                        joined_at: now,
+                        two_factor: false,
+                    },
+                );
+            }
             Change::ChangeInvitationRoles { email, to, .. } => {
                 check_roles(to, catalog, self)?;
                 let inv = self
@@ -730,4 +786,128 @@ pub enum InvariantBroken {
     OwnerField,
     #[error("{0} is both a member and invited")]
     MemberAndInvited(Email),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failure is the report
+    use super::*;
+    use crate::model::TeamId;
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    fn roles(names: &[&str]) -> Roles {
+        names.iter().map(|n| RoleName::parse(n).unwrap()).collect()
+    }
+
+    fn add(who: &str, with: &[&str]) -> Change {
+        Change::AddMember {
+            email: email(who),
+            name: Some("Bob".into()),
+            roles: roles(with),
+        }
+    }
+
+    #[test]
+    fn add_member_keeps_the_invariants_of_an_accepted_invitation() {
+        let catalog = Catalog::standard();
+        let now = Timestamp::default();
+        let mut team = TeamState::new(
+            TeamId::parse("acme").unwrap(),
+            "Acme".into(),
+            email("alice@acme.com"),
+            now,
+        );
+        team.version = 3;
+        // 2FA required does not stop the identity provider.
+        team.settings.require_2fa = true;
+        team.apply(&add("Bob@Acme.com", &["viewer"]), &catalog, now)
+            .unwrap();
+        let bob = &team.members[&email("bob@acme.com")];
+        assert_eq!(bob.roles, roles(&["viewer"]));
+        assert_eq!(bob.name.as_deref(), Some("Bob"));
+        assert_eq!(bob.joined_at, now);
+        assert!(!bob.two_factor);
+        team.check_invariants().unwrap();
+
+        // One entry per email, whatever its case, member or invitation.
+        let again = team.apply(&add("bob@acme.com", &["viewer"]), &catalog, now);
+        assert_eq!(
+            again,
+            Err(ChangeError::AlreadyMember("bob@acme.com".into()))
+        );
+        let invite = Change::Invite {
+            email: email("carol@acme.com"),
+            name: None,
+            roles: roles(&["viewer"]),
+        };
+        team.apply(&invite, &catalog, now).unwrap();
+        let invited = team.apply(&add("carol@acme.com", &["viewer"]), &catalog, now);
+        assert_eq!(
+            invited,
+            Err(ChangeError::AlreadyInvited("carol@acme.com".into()))
+        );
+
+        // Roles exist, are never `owner`, at least one.
+        let before = team.clone();
+        for (with, error) in [
+            (&["owner"][..], ChangeError::OwnerRole),
+            (&["nope"][..], ChangeError::UnknownRole("nope".into())),
+            (&[][..], ChangeError::NoRoles),
+        ] {
+            let got = team.apply(&add("dan@acme.com", with), &catalog, now);
+            assert_eq!(got, Err(error));
+        }
+        let control = Change::AddMember {
+            email: email("dan@acme.com"),
+            name: Some("Dan\u{202E}".into()),
+            roles: roles(&["viewer"]),
+        };
+        assert!(matches!(
+            team.apply(&control, &catalog, now),
+            Err(ChangeError::InvalidText(_))
+        ));
+        assert_eq!(team, before, "a refused change leaves the team as it was");
+
+        // Only a provisioner may make it, and it grants its roles.
+        let change = add("erin@acme.com", &["admin"]);
+        assert_eq!(
+            change.requirements(&team),
+            vec![
+                Requirement::Provisioner,
+                Requirement::Permission(perm::MEMBERS_INVITE)
+            ]
+        );
+        assert_eq!(
+            change.grants(&team, &catalog),
+            catalog.permissions_of(&roles(&["admin"]), &team.roles)
+        );
+        assert_eq!(change.action(), "add_member");
+        assert_eq!(change.stage(), Stage::Members);
+        assert!(!change.is_removal());
+    }
+
+    #[test]
+    fn changing_scim_provisioning_needs_the_scim_permission() {
+        let team = TeamState::new(
+            TeamId::parse("acme").unwrap(),
+            "Acme".into(),
+            email("alice@acme.com"),
+            Timestamp::default(),
+        );
+        let to = Settings {
+            scim_provisioning: crate::model::ScimProvisioning::Members,
+            ..Settings::default()
+        };
+        let change = Change::UpdateSettings {
+            from: Settings::default(),
+            to,
+        };
+        assert_eq!(
+            change.requirements(&team),
+            vec![Requirement::Permission(perm::SCIM_MANAGE)]
+        );
+    }
 }

@@ -266,6 +266,46 @@ pub struct Settings {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seat_limit: Option<u32>,
+    /// What a person provisioned through SCIM becomes: an invitation they
+    /// accept (`invitations`), or a member at once (`members`).
+    #[serde(default)]
+    pub scim_provisioning: ScimProvisioning,
+}
+
+/// What SCIM provisioning makes of a person (`Settings::scim_provisioning`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimProvisioning {
+    /// An invitation, emailed, that the person accepts.
+    #[default]
+    Invitations,
+    /// A member at once, without an email: the identity provider vouches
+    /// for the person.
+    Members,
+}
+
+impl ScimProvisioning {
+    /// Every value, as written in team.yaml and JSON.
+    pub const ALL: [ScimProvisioning; 2] =
+        [ScimProvisioning::Invitations, ScimProvisioning::Members];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimProvisioning::Invitations => "invitations",
+            ScimProvisioning::Members => "members",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for ScimProvisioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Settings {
@@ -285,6 +325,7 @@ impl Default for Settings {
             require_2fa: false,
             invitation_ttl_days: Self::DEFAULT_INVITATION_TTL_DAYS,
             seat_limit: None,
+            scim_provisioning: ScimProvisioning::Invitations,
         }
     }
 }

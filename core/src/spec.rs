@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Permission, RoleName};
 use crate::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, check_text};
-use crate::model::{CustomRole, Email, Roles, Settings, TeamId, TeamState};
+use crate::model::{CustomRole, Email, Roles, ScimProvisioning, Settings, TeamId, TeamState};
 use crate::plan::RemovalLimit;
 use crate::yaml::{self, Collector, Data, Diagnostics, Loc, Node};
 
@@ -78,7 +78,12 @@ pub mod fields {
         "members",
         "policy",
     ];
-    pub const SETTINGS: &[&str] = &["require_2fa", "invitation_ttl_days", "seat_limit"];
+    pub const SETTINGS: &[&str] = &[
+        "require_2fa",
+        "invitation_ttl_days",
+        "seat_limit",
+        "scim_provisioning",
+    ];
     /// One custom role under `roles:`.
     pub const ROLE: &[&str] = &["description", "permissions"];
     /// One item of `members:`.
@@ -289,6 +294,11 @@ impl TeamSpec {
             if let Some(limit) = st.seat_limit {
                 let _ = writeln!(out, "  seat_limit: {limit}");
             }
+            // Written when it is not the default, so that files written before
+            // the setting existed read and write back unchanged.
+            if st.scim_provisioning != ScimProvisioning::default() {
+                let _ = writeln!(out, "  scim_provisioning: {}", st.scim_provisioning);
+            }
         }
         if let Some(roles) = &self.roles {
             if roles.is_empty() {
@@ -374,6 +384,19 @@ fn parse_settings(node: &Node, c: &mut Collector) -> Settings {
                             format!(
                                 "`seat_limit` must be between 1 and {}",
                                 Settings::MAX_SEAT_LIMIT
+                            ),
+                        ),
+                    }
+                }
+            }
+            "scim_provisioning" => {
+                if let Some(text) = yaml::string(v, "`scim_provisioning`", c) {
+                    match ScimProvisioning::parse(&text) {
+                        Some(p) => settings.scim_provisioning = p,
+                        None => c.error(
+                            yaml::loc_of(v),
+                            format!(
+                                "`scim_provisioning` must be `invitations` or `members`, found `{text}`"
                             ),
                         ),
                     }

@@ -98,6 +98,7 @@ fn settings(require_2fa: bool, ttl: u32, seat_limit: Option<u32>) -> Settings {
         require_2fa,
         invitation_ttl_days: ttl,
         seat_limit,
+        scim_provisioning: Default::default(),
     }
 }
 

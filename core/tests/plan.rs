@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration};
 use teamform_core::change::Stage;
-use teamform_core::model::{CustomRole, Invitation, Member, PendingTransfer, Roles, Settings};
+use teamform_core::model::{
+    CustomRole, Invitation, Member, PendingTransfer, Roles, ScimProvisioning, Settings,
+};
 use teamform_core::plan::{LimitSource, PlanOptions, plan_with};
 use teamform_core::spec::{MemberSpec, Policy, Unmanaged};
 use teamform_core::{
@@ -530,6 +532,7 @@ fn design_rank(change: &Change) -> usize {
         Change::RenameTeam { .. } | Change::UpdateSettings { .. } => 2,
         Change::Invite { .. }
         | Change::Reinvite { .. }
+        | Change::AddMember { .. }
         | Change::ChangeInvitationRoles { .. }
         | Change::ChangeRoles { .. } => 3,
         Change::RevokeInvitation { .. } | Change::RemoveMember { .. } => 4,
@@ -560,6 +563,7 @@ fn mixed() -> Fixture {
             require_2fa: true,
             invitation_ttl_days: 7,
             seat_limit: Some(50),
+            scim_provisioning: ScimProvisioning::Members,
         })
         .desired_display_name("Acme Inc")
         .desired_owner("bob@x.com")
@@ -790,6 +794,7 @@ fn unmanaged_sections_are_left_alone() {
         require_2fa: true,
         invitation_ttl_days: 3,
         seat_limit: Some(4),
+        scim_provisioning: ScimProvisioning::Members,
     };
     assert_eq!(f.spec.roles, None);
     assert_eq!(f.spec.settings, None);
@@ -895,6 +900,7 @@ fn a_plan_that_overflows_the_seat_limit_says_so() {
         require_2fa: false,
         invitation_ttl_days: 15,
         seat_limit: Some(3),
+        scim_provisioning: ScimProvisioning::Invitations,
     };
     let f = Fixture::new()
         .member("bob@x.com", &["admin"])

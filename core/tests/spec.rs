@@ -735,3 +735,30 @@ fn the_declared_catalog_is_read_from_the_root_mapping() {
     assert_eq!(declared_catalog("- catalog: x\n"), None);
     assert_eq!(declared_catalog(""), None);
 }
+
+#[test]
+fn scim_provisioning_is_read_written_back_and_checked() {
+    use teamform_core::model::ScimProvisioning;
+    let catalog = standard();
+    let base = "version: 1\nteam: acme\nowner: a@b.co\nsettings:\n";
+    let spec = parse_ok(&format!("{base}  scim_provisioning: members\n"), &catalog);
+    let settings = spec.settings.clone().unwrap();
+    assert_eq!(settings.scim_provisioning, ScimProvisioning::Members);
+    let yaml = spec.to_yaml();
+    assert!(yaml.contains("  scim_provisioning: members\n"), "{yaml}");
+    assert_eq!(parse_ok(&yaml, &catalog), spec);
+
+    // Absent: the default, and not written back (older files stay as they are).
+    let spec = parse_ok(&format!("{base}  require_2fa: false\n"), &catalog);
+    let settings = spec.settings.clone().unwrap();
+    assert_eq!(settings.scim_provisioning, ScimProvisioning::Invitations);
+    assert!(!spec.to_yaml().contains("scim_provisioning"));
+
+    let d = parse_err(&format!("{base}  scim_provisioning: everyone\n"), &catalog);
+    let text = d.to_string();
+    assert!(
+        text.contains("`scim_provisioning` must be `invitations` or `members`, found `everyone`"),
+        "{text}"
+    );
+    assert_eq!(lines(&d), [5]);
+}

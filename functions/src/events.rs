@@ -80,6 +80,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("delete_role", "team.role.deleted"),
     ("invite", "team.member.invited"),
     ("reinvite", "team.member.reinvited"),
+    ("add_member", "team.member.provisioned"),
     ("change_invitation_roles", "team.invitation.roles_changed"),
     ("revoke_invitation", "team.invitation.revoked"),
     ("expire_invitation", "team.invitation.expired"),

@@ -1055,3 +1055,363 @@ mod cost {
         }
     }
 }
+
+// --- scim_provisioning: members ------------------------------------------------
+
+impl World {
+    /// Sets t1's `scim_provisioning` as its owner, keeping the other settings.
+    async fn provisioning(&self, mode: &str) {
+        let mut settings = self
+            .call("GET", "/teams/t1/settings", &self.alice, None)
+            .await
+            .is(200)
+            .clone();
+        settings["scim_provisioning"] = json!(mode);
+        self.call("PUT", "/teams/t1/settings", &self.alice, Some(settings))
+            .await
+            .is(200);
+        let now = self
+            .call("GET", "/teams/t1/settings", &self.alice, None)
+            .await;
+        assert_eq!(now.is(200)["scim_provisioning"], mode);
+    }
+
+    async fn mail_count(&self) -> usize {
+        self.svc.outbox(&t1()).await.expect("outbox").len()
+    }
+
+    /// The members list's entry for a person, if listed.
+    async fn listed(&self, who: &str) -> Option<Value> {
+        let r = self
+            .call("GET", "/teams/t1/members?limit=1000", &self.alice, None)
+            .await;
+        r.is(200)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|m| m["email"] == who)
+            .cloned()
+    }
+
+    /// A person who joins t1 through an invitation with `roles`; their token.
+    async fn joined(&self, who: &str, roles: &[&str]) -> String {
+        let token = self.person(who).await;
+        self.call(
+            "POST",
+            "/teams/t1/invitations",
+            &self.alice,
+            Some(json!({"email": who, "roles": roles})),
+        )
+        .await
+        .is(201);
+        let mails = self.svc.outbox(&t1()).await.unwrap();
+        let link = mails
+            .iter()
+            .rev()
+            .find(|m| m.to == who)
+            .and_then(|m| m.link_secret())
+            .unwrap()
+            .to_owned();
+        self.call(
+            "POST",
+            "/invitations/accept",
+            &token,
+            Some(json!({"token": link})),
+        )
+        .await
+        .is(200);
+        token
+    }
+}
+
+#[tokio::test]
+async fn members_setting_provisions_members_without_an_invitation() {
+    let w = World::new().await;
+    w.provisioning("members").await;
+    let mails = w.mail_count().await;
+    let id = w.create("pat@x.io").await;
+    // A member at once, joined, with the token's default role; no email.
+    let member = w.listed("pat@x.io").await.expect("listed");
+    assert_eq!(member["status"], "joined", "{member:#}");
+    assert_eq!(member["roles"], json!(["viewer"]));
+    let state = w.state().await;
+    assert!(state["members"].get("pat@x.io").is_some(), "{state:#}");
+    assert!(state["invitations"].get("pat@x.io").is_none(), "{state:#}");
+    assert_eq!(w.mail_count().await, mails, "no invitation email");
+    // The SCIM resource shows the member as active, in their group.
+    let r = w.scim("GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(r.is(200)["active"], true);
+    assert_eq!(r.body["groups"][0]["value"], "viewer");
+    // Audited as add_member by the token.
+    let audit = w
+        .call("GET", "/teams/t1/audit?limit=1000", &w.alice, None)
+        .await;
+    let record = audit.is(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "add_member")
+        .cloned()
+        .expect("an add_member record");
+    assert_eq!(record["actor_kind"], "scim_token", "{record:#}");
+    assert_eq!(record["actor"], format!("scim-token:{}", w.scim_id));
+    assert_eq!(record["change"]["email"], "pat@x.io");
+
+    // Deactivation removes the member; reactivation adds them back, again
+    // without an email.
+    let r = w
+        .scim("PATCH", &format!("/Users/{id}"), Some(deactivate_okta()))
+        .await;
+    assert_eq!(r.is(200)["active"], false);
+    assert_eq!(w.listed("pat@x.io").await, None);
+    let r = w
+        .scim(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(json!({"Operations": [{"op": "replace", "value": {"active": true}}]})),
+        )
+        .await;
+    assert_eq!(r.is(200)["active"], true);
+    let member = w.listed("pat@x.io").await.expect("listed again");
+    assert_eq!(member["status"], "joined", "{member:#}");
+    assert_eq!(w.mail_count().await, mails, "still no email");
+    let actor = format!("scim-token:{}", w.scim_id);
+    let actions = w.audit_actions().await;
+    let added = actions
+        .iter()
+        .filter(|(a, x)| a == &actor && x == "add_member")
+        .count();
+    assert_eq!(added, 2, "{actions:?}");
+    assert!(
+        !actions.iter().any(|(_, x)| x == "invite"),
+        "nobody was invited: {actions:?}"
+    );
+    // The owner is still protected, a member or not.
+    let owner_id = w.create("alice@x.io").await;
+    w.scim(
+        "PATCH",
+        &format!("/Users/{owner_id}"),
+        Some(deactivate_okta()),
+    )
+    .await
+    .scim_error(400, Some("mutability"));
+    // DELETE removes the provisioned member for good.
+    w.scim("DELETE", &format!("/Users/{id}"), None)
+        .await
+        .status
+        .is_success()
+        .then_some(())
+        .expect("deleted");
+    assert_eq!(w.listed("pat@x.io").await, None);
+}
+
+#[tokio::test]
+async fn provisioned_members_meet_uniqueness_the_seat_limit_and_no_ownership() {
+    let w = World::new().await;
+    w.provisioning("members").await;
+    let id = w.create("pat@x.io").await;
+    // The same email under another userName: 409 uniqueness, nothing added.
+    let before = w.state().await;
+    let r = w
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({
+                "userName": "pat-again",
+                "emails": [{"value": "PAT@x.io", "primary": true}],
+            })),
+        )
+        .await;
+    r.scim_error(409, Some("uniqueness"));
+    assert_eq!(w.state().await, before);
+    // Groups never grant ownership to a provisioned member.
+    w.scim(
+        "PATCH",
+        "/Groups/owner",
+        Some(json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]})),
+    )
+    .await
+    .scim_error(400, Some("mutability"));
+    assert_eq!(w.state().await["owner"], "alice@x.io");
+    assert_eq!(w.roles_of("pat@x.io").await, Some(vec!["viewer".into()]));
+    // Seat limit: alice and pat fill two seats; a third person is refused,
+    // and neither the member nor the SCIM user is kept.
+    let mut settings = w
+        .call("GET", "/teams/t1/settings", &w.alice, None)
+        .await
+        .is(200)
+        .clone();
+    settings["seat_limit"] = json!(2);
+    w.call("PUT", "/teams/t1/settings", &w.alice, Some(settings))
+        .await
+        .is(200);
+    let r = w
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "sam@x.io", "active": true})),
+        )
+        .await;
+    r.scim_error(409, None);
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("seat limit"), "{detail}");
+    assert_eq!(w.roles_of("sam@x.io").await, None);
+    let r = w
+        .scim(
+            "GET",
+            "/Users?filter=userName%20eq%20%22sam%40x.io%22",
+            None,
+        )
+        .await;
+    assert_eq!(r.is(200)["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn add_member_is_refused_through_the_changes_api_whoever_asks() {
+    let w = World::new().await;
+    w.provisioning("members").await;
+    let adam = w.joined("adam@x.io", &["admin"]).await;
+    let vera = w.joined("vera@x.io", &["viewer"]).await;
+    let key = w
+        .call(
+            "POST",
+            "/teams/t1/api-keys",
+            &w.alice,
+            Some(json!({"name": "ci", "roles": ["admin"]})),
+        )
+        .await
+        .is(201)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let before = w.state().await;
+    let batch = json!({"changes": [
+        {"op": "add_member", "email": "mallory@x.io", "roles": ["viewer"]},
+    ]});
+    for (who, token) in [
+        ("owner", &w.alice),
+        ("admin", &adam),
+        ("viewer", &vera),
+        ("api key", &key),
+    ] {
+        let r = w
+            .call("POST", "/teams/t1/changes", token, Some(batch.clone()))
+            .await;
+        assert_eq!(r.status.as_u16(), 403, "{who}: {:#}", r.body);
+        assert_eq!(r.body["code"], "forbidden", "{who}: {:#}", r.body);
+    }
+    // Not smuggled behind an allowed change either.
+    let r = w
+        .call(
+            "POST",
+            "/teams/t1/changes",
+            &w.alice,
+            Some(json!({"changes": [
+                {"op": "invite", "email": "ok@x.io", "roles": ["viewer"]},
+                {"op": "add_member", "email": "mallory@x.io", "roles": ["viewer"]},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{:#}", r.body);
+    assert_eq!(w.state().await, before, "nothing was applied");
+    // The SCIM token itself never reaches the API.
+    let r = w
+        .call("POST", "/teams/t1/changes", &w.scim, Some(batch))
+        .await;
+    assert_eq!(r.status.as_u16(), 401, "{:#}", r.body);
+}
+
+#[tokio::test]
+async fn switching_back_to_invitations_invites_again() {
+    let w = World::new().await;
+    w.provisioning("members").await;
+    w.create("pat@x.io").await;
+    w.provisioning("invitations").await;
+    let mails = w.mail_count().await;
+    w.create("quinn@x.io").await;
+    let state = w.state().await;
+    assert!(
+        state["invitations"].get("quinn@x.io").is_some(),
+        "{state:#}"
+    );
+    assert!(state["members"].get("quinn@x.io").is_none(), "{state:#}");
+    assert_eq!(w.mail_count().await, mails + 1, "an invitation email");
+    let listed = w.listed("quinn@x.io").await.expect("listed");
+    assert_eq!(listed["status"], "pending");
+    // The member added before stays a member.
+    assert_eq!(
+        w.listed("pat@x.io").await.expect("listed")["status"],
+        "joined"
+    );
+}
+
+#[tokio::test]
+async fn changing_scim_provisioning_needs_the_scim_permission() {
+    let w = World::new().await;
+    // A custom role that manages settings but not SCIM tokens.
+    w.call(
+        "PUT",
+        "/teams/t1/roles/settings-only",
+        &w.alice,
+        Some(json!({"permissions": ["team.settings.read", "team.settings.manage"]})),
+    )
+    .await
+    .is(200);
+    let sid = w.joined("sid@x.io", &["settings-only"]).await;
+    let mut settings = w
+        .call("GET", "/teams/t1/settings", &sid, None)
+        .await
+        .is(200)
+        .clone();
+    settings["seat_limit"] = json!(10);
+    settings["scim_provisioning"] = json!("members");
+    let r = w
+        .call("PUT", "/teams/t1/settings", &sid, Some(settings.clone()))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{:#}", r.body);
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("team.scim.manage"), "{detail}");
+    // The other settings alone are theirs to change.
+    settings["scim_provisioning"] = json!("invitations");
+    w.call("PUT", "/teams/t1/settings", &sid, Some(settings))
+        .await
+        .is(200);
+}
+
+#[tokio::test]
+async fn unmanaged_ignore_leaves_provisioned_members_alone() {
+    let w = World::new().await;
+    w.provisioning("members").await;
+    w.create("prov@x.io").await;
+    let catalog = Catalog::standard();
+    // The file says `members` too: the settings match, only people differ.
+    let file = |policy: &str| {
+        format!(
+            "version: 1\nteam: t1\nowner: alice@x.io\nsettings:\n  scim_provisioning: members\nmembers: []\n{policy}"
+        )
+    };
+    let ignore = teamform_core::spec::TeamSpec::parse(
+        "team.yaml",
+        &file("policy:\n  unmanaged: ignore\n"),
+        &catalog,
+    )
+    .expect("spec");
+    let live = w.svc.load(&t1()).await.unwrap().unwrap();
+    assert!(live.members.contains_key(&email("prov@x.io")));
+    let now = "2026-11-28T12:00:00Z".parse().unwrap();
+    let plan = teamform_core::plan::plan(&ignore, &live, &catalog, now);
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    // Under `remove`, the provisioned member is proposed for removal.
+    let strict =
+        teamform_core::spec::TeamSpec::parse("team.yaml", &file(""), &catalog).expect("spec");
+    let plan = teamform_core::plan::plan(&strict, &live, &catalog, now);
+    assert_eq!(
+        plan.changes,
+        vec![teamform_core::Change::RemoveMember {
+            email: email("prov@x.io"),
+            roles: [teamform_core::RoleName::parse("viewer").unwrap()]
+                .into_iter()
+                .collect(),
+        }]
+    );
+}

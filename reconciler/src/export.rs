@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use anyhow::{Result, anyhow};
 use saphyr::{Mapping, Scalar, Yaml, YamlEmitter};
+use teamform_core::model::ScimProvisioning;
 use teamform_core::spec::{Policy, SPEC_VERSION, TeamSpec, Unmanaged};
 use teamform_core::{TeamId, TeamState};
 
@@ -50,6 +51,10 @@ pub fn spec_yaml(spec: &TeamSpec) -> Result<String> {
         ];
         if let Some(limit) = st.seat_limit {
             fields.push(("seat_limit", integer(limit)));
+        }
+        // Only when not the default, as `TeamSpec::to_yaml` writes it.
+        if st.scim_provisioning != ScimProvisioning::default() {
+            fields.push(("scim_provisioning", string(st.scim_provisioning.as_str())));
         }
         top.push(("settings", map(fields)));
     }

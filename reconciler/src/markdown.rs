@@ -87,6 +87,7 @@ enum Kind {
     Roles,
     Invite,
     Reinvite,
+    AddMember,
     ChangeRoles,
     ChangeInvitationRoles,
 }
@@ -104,6 +105,7 @@ impl Kind {
             Change::CreateRole { .. } | Change::UpdateRole { .. } => Kind::Roles,
             Change::Invite { .. } => Kind::Invite,
             Change::Reinvite { .. } => Kind::Reinvite,
+            Change::AddMember { .. } => Kind::AddMember,
             Change::ChangeRoles { .. } => Kind::ChangeRoles,
             Change::ChangeInvitationRoles { .. } => Kind::ChangeInvitationRoles,
         }
@@ -120,6 +122,7 @@ impl Kind {
             Kind::Roles => "Custom roles created or updated",
             Kind::Invite => "Invitations",
             Kind::Reinvite => "Re-invitations",
+            Kind::AddMember => "Members added by provisioning",
             Kind::ChangeRoles => "Role changes of members",
             Kind::ChangeInvitationRoles => "Role changes of invitations",
         }

@@ -77,10 +77,11 @@ fn kind(change: &Change) -> (usize, &'static str) {
         Change::DeleteRole { .. } => (5, "custom role(s) deleted"),
         Change::Invite { .. } => (6, "invited"),
         Change::Reinvite { .. } => (7, "re-invited"),
-        Change::ChangeRoles { .. } | Change::ChangeInvitationRoles { .. } => (8, "roles changed"),
-        Change::RemoveMember { .. } => (9, "removed"),
-        Change::RevokeInvitation { .. } => (10, "invitation(s) revoked"),
-        Change::TransferOwnership { .. } => (11, "ownership transfer(s) started"),
+        Change::AddMember { .. } => (8, "added as member(s)"),
+        Change::ChangeRoles { .. } | Change::ChangeInvitationRoles { .. } => (9, "roles changed"),
+        Change::RemoveMember { .. } => (10, "removed"),
+        Change::RevokeInvitation { .. } => (11, "invitation(s) revoked"),
+        Change::TransferOwnership { .. } => (12, "ownership transfer(s) started"),
     }
 }
 

@@ -42,7 +42,8 @@ impl Symbol {
             Change::CreateTeam { .. }
             | Change::CreateRole { .. }
             | Change::Invite { .. }
-            | Change::Reinvite { .. } => Symbol::Add,
+            | Change::Reinvite { .. }
+            | Change::AddMember { .. } => Symbol::Add,
             Change::RenameTeam { .. }
             | Change::UpdateRole { .. }
             | Change::UpdateSettings { .. }
@@ -181,6 +182,15 @@ pub(crate) fn describe(change: &Change, cx: &Context<'_>) -> String {
             cx.roles(roles),
             age(cx.now, *expired_at)
         ),
+        Change::AddMember {
+            email,
+            name: _,
+            roles,
+        } => format!(
+            "add {} as a member with {} (provisioned, no invitation)",
+            cx.e(email.as_str()),
+            cx.roles(roles)
+        ),
         Change::ChangeInvitationRoles { email, from, to } => format!(
             "change invitation roles of {}: {} -> {}",
             cx.e(email.as_str()),
@@ -270,11 +280,13 @@ fn settings_delta(from: &Settings, to: &Settings) -> String {
         require_2fa,
         invitation_ttl_days,
         seat_limit,
+        scim_provisioning,
     } = from;
     let Settings {
         require_2fa: to_2fa,
         invitation_ttl_days: to_ttl,
         seat_limit: to_seats,
+        scim_provisioning: to_scim,
     } = to;
     let limit = |l: &Option<u32>| l.map_or_else(|| "none".to_owned(), |n| n.to_string());
     let mut parts = Vec::new();
@@ -291,6 +303,11 @@ fn settings_delta(from: &Settings, to: &Settings) -> String {
             "seat_limit {} -> {}",
             limit(seat_limit),
             limit(to_seats)
+        ));
+    }
+    if scim_provisioning != to_scim {
+        parts.push(format!(
+            "scim_provisioning {scim_provisioning} -> {to_scim}"
         ));
     }
     if parts.is_empty() {

@@ -15,7 +15,7 @@
 use serde_json::{Map, Value, json};
 use teamform_core::catalog::PRESETS;
 use teamform_core::change::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
-use teamform_core::model::{Settings, TeamId};
+use teamform_core::model::{ScimProvisioning, Settings, TeamId};
 use teamform_core::spec::{SPEC_VERSION, fields};
 
 /// Where the committed copy lives, relative to the repository root; the
@@ -198,6 +198,10 @@ fn property(section: &str, field: &str) -> Result<Option<Value>, String> {
             "type": ["integer", "null"],
             "minimum": 1,
             "maximum": Settings::MAX_SEAT_LIMIT,
+        }),
+        ("settings", "scim_provisioning") => json!({
+            "description": "What a person provisioned through SCIM becomes: `invitations` (an emailed invitation they accept, the default) or `members` (a member at once, no email).",
+            "enum": ScimProvisioning::ALL.map(ScimProvisioning::as_str),
         }),
         ("a custom role", "description") => json!({
             "type": "string",

@@ -185,3 +185,30 @@ fn a_member_named_like_a_number_reads_back_as_text() {
         "{exported}"
     );
 }
+
+#[test]
+fn scim_provisioning_is_exported_when_it_is_not_the_default() {
+    let catalog = Catalog::standard();
+    let base = "version: 1\nteam: acme\nowner: alice@acme.com\nsettings:\n  require_2fa: false\n  invitation_ttl_days: 15\n";
+    let members = TeamSpec::parse(
+        "team.yaml",
+        &format!("{base}  scim_provisioning: members\n"),
+        &catalog,
+    )
+    .unwrap();
+    let exported = spec_yaml(&members).unwrap();
+    assert!(
+        exported.contains("  scim_provisioning: members\n"),
+        "{exported}"
+    );
+    let again = TeamSpec::parse("exported.yaml", &exported, &catalog).unwrap();
+    assert_eq!(again, members);
+    // The default is not written: files from before the setting stay as they are.
+    let default = TeamSpec::parse("team.yaml", base, &catalog).unwrap();
+    let exported = spec_yaml(&default).unwrap();
+    assert!(!exported.contains("scim_provisioning"), "{exported}");
+    assert_eq!(
+        TeamSpec::parse("exported.yaml", &exported, &catalog).unwrap(),
+        default
+    );
+}

@@ -181,6 +181,7 @@ settings:
   require_2fa: true
   invitation_ttl_days: 15
   seat_limit: 50
+  scim_provisioning: members
 roles:
   on-call:
     permissions: [apps.create, apps.config.write]
@@ -318,7 +319,7 @@ fn plan_text_says_each_change_in_the_designed_words() {
         "  + create role release-manager: apps.config.write, apps.read",
         "  ~ update role on-call: + apps.create, - apps.read",
         "  ~ rename team: \"Acme\" -> \"Acme Inc\"",
-        "  ~ settings: require_2fa false -> true, seat_limit none -> 50",
+        "  ~ settings: require_2fa false -> true, seat_limit none -> 50, scim_provisioning invitations -> members",
         "  + invite bob@acme.com as admin, billing",
         "  + re-invite carol@acme.com as viewer (link expired 3 days ago)",
         "  ~ change roles of dan@acme.com: developer -> admin, developer",
@@ -534,6 +535,11 @@ fn hostile_plan() -> Plan {
             email: email("far@acme.com"),
             roles: roles(&["admin"]),
         },
+        Change::AddMember {
+            email: email("idp@acme.com"),
+            name: Some("\x1b[31mred\x1b[0m <b>".into()),
+            roles: roles(&["viewer"]),
+        },
     ];
     Plan {
         format_version: 1,
@@ -575,7 +581,7 @@ fn odd_plans_render_without_panicking_or_leaking_control_characters() {
         "the fence must outlast the diff's backticks: {markdown}"
     );
     let json = plan_json(&plan);
-    assert_eq!(json["changes"].as_array().map(Vec::len), Some(9));
+    assert_eq!(json["changes"].as_array().map(Vec::len), Some(10));
 
     let mut weird = Catalog::standard();
     weird.name = "\x1b[2J|`".into();
@@ -706,4 +712,50 @@ fn plan_json_counts_pending_invitations_and_lists_them_only_when_asked() {
     assert_eq!(list.len(), 4);
     assert_eq!(list[3]["email"], "later2@acme.com");
     assert_eq!(full["pending_invitations"]["oldest"], list[0]);
+}
+
+/// A member added by SCIM provisioning (never planned from team.yaml, but
+/// a saved plan or an audit replay can hold one) reads the same in the
+/// terminal, in Markdown and in JSON, and counts in the apply summary.
+#[test]
+fn an_added_member_renders_everywhere_and_counts_in_the_summary() {
+    let mut plan = hostile_plan();
+    plan.notes.clear();
+    plan.pending.clear();
+    plan.removals.planned = 0;
+    plan.changes = vec![
+        Change::UpdateSettings {
+            from: Settings::default(),
+            to: Settings {
+                scim_provisioning: teamform_core::model::ScimProvisioning::Members,
+                ..Settings::default()
+            },
+        },
+        Change::AddMember {
+            email: email("bob@acme.com"),
+            name: Some("Bob".into()),
+            roles: roles(&["viewer"]),
+        },
+    ];
+    let text = plan_text(&plan, false);
+    assert!(
+        text.contains("  ~ settings: scim_provisioning invitations -> members"),
+        "{text}"
+    );
+    let line = "add bob@acme.com as a member with viewer (provisioned, no invitation)";
+    assert!(text.contains(&format!("  + {line}")), "{text}");
+    let markdown = plan_markdown(&plan, "", "");
+    assert!(
+        markdown.contains("Members added by provisioning"),
+        "{markdown}"
+    );
+    assert!(markdown.contains(line), "{markdown}");
+    let json = plan_json(&plan);
+    assert_eq!(json["changes"][1]["op"], "add_member");
+    assert_eq!(json["changes"][1]["symbol"], "+");
+    assert_eq!(json["changes"][1]["summary"], line);
+    assert_eq!(
+        teamform::progress::summary(&plan.changes),
+        "Applied: 1 settings updated, 1 added as member(s)"
+    );
 }

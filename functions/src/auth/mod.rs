@@ -157,6 +157,9 @@ impl Principal {
     pub fn may(&self, state: &TeamState, catalog: &Catalog, req: Requirement) -> bool {
         match (self.held(state, catalog), req) {
             (None, _) => false,
+            // Held by a SCIM token of this team alone (`held` is `None`
+            // for another team's): not even the owner provisions.
+            (Some(_), Requirement::Provisioner) => matches!(self, Principal::Scim { .. }),
             (Some(Held::All), _) => true,
             (Some(Held::Some(_)), Requirement::Owner) => false,
             (Some(held), Requirement::Permission(p)) => held.has(p),

@@ -57,7 +57,8 @@ async fn get_settings(
 }
 
 /// Replaces the team's settings. Changing `require_2fa` needs
-/// `team.security.manage`; the rest `team.settings.manage`.
+/// `team.security.manage`, changing `scim_provisioning` needs
+/// `team.scim.manage`; the rest `team.settings.manage`.
 #[utoipa::path(
     put,
     path = "/teams/{team}/settings",
@@ -68,7 +69,7 @@ async fn get_settings(
     responses(
         (status = 200, description = "The settings were replaced", body = schema::Applied, headers(("ETag" = String, description = "The team's version after the change"))),
         (status = 400, description = "`malformed_json`, `bad_if_match` or `bad_idempotency_key`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller lacks `team.settings.manage`; or `owner_protected`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `team.settings.manage` (or `team.security.manage` for `require_2fa`, `team.scim.manage` for `scim_provisioning`); or `owner_protected`", body = Problem, content_type = "application/problem+json"),
         Unauthenticated, TargetNotFound, StateConflict, ChangeRefused, BodyRefusals, Stale, Internal
     )
 )]

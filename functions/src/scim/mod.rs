@@ -6,7 +6,9 @@
 //! A SCIM User is a person of the team: creating one invites them (with the
 //! token's default role), `active: false` removes them (their roles are
 //! remembered, and `active: true` invites them again), deleting one removes
-//! them for good. The owner is never deprovisioned. A Group is a role of
+//! them for good. With the team setting `scim_provisioning: members`,
+//! creating and reactivating make the person a member at once
+//! (`Change::AddMember`, no email) instead of inviting them. The owner is never deprovisioned. A Group is a role of
 //! the team (catalog roles and custom roles); its members are the SCIM users
 //! holding it, and changing them changes roles. Every change goes through
 //! `Service::execute` (permissions, invariants, audit naming the token,
@@ -23,7 +25,7 @@ pub mod tokens;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use teamform_core::change::{MAX_NAME_CHARS, check_text};
-use teamform_core::model::Roles;
+use teamform_core::model::{Roles, ScimProvisioning};
 use teamform_core::{Change, Email, RoleName, TeamId, Timestamp};
 
 use crate::auth::Principal;
@@ -283,6 +285,21 @@ fn set_roles(state: &teamform_core::TeamState, email: Option<&Email>, to: Roles)
     })
 }
 
+/// The change that brings a person into the team, as the team's setting
+/// `scim_provisioning` says: an invitation (emailed), or a member at once.
+fn provision(
+    state: &teamform_core::TeamState,
+    email: &Email,
+    name: Option<String>,
+    roles: Roles,
+) -> Change {
+    let email = email.clone();
+    match state.settings.scim_provisioning {
+        ScimProvisioning::Invitations => Change::Invite { email, name, roles },
+        ScimProvisioning::Members => Change::AddMember { email, name, roles },
+    }
+}
+
 fn default_roles(who: &Principal) -> Roles {
     match who {
         Principal::Scim { default_role, .. } => [default_role.clone()].into_iter().collect(),
@@ -428,7 +445,8 @@ impl Service {
         Ok((total, views))
     }
 
-    /// POST /Users: invites the person (or adopts one already in the team).
+    /// POST /Users: invites the person, or adds them as a member under
+    /// `scim_provisioning: members` (or adopts one already in the team).
     pub async fn scim_create_user(
         &self,
         team: &TeamId,
@@ -474,11 +492,12 @@ impl Service {
             && desired.active
             && present.is_none()
         {
-            changes.push(Change::Invite {
-                email: email.clone(),
-                name: desired.person_name(),
-                roles: record.roles.clone(),
-            });
+            changes.push(provision(
+                &scoped.state,
+                email,
+                desired.person_name(),
+                record.roles.clone(),
+            ));
         }
         let pk = codec::team_pk(team);
         let mut writes = vec![
@@ -603,11 +622,12 @@ impl Service {
             && desired.active
             && !present_after
         {
-            changes.push(Change::Invite {
-                email: email.clone(),
-                name: desired.person_name(),
-                roles: roles.clone(),
-            });
+            changes.push(provision(
+                state,
+                email,
+                desired.person_name(),
+                roles.clone(),
+            ));
         }
         let record = UserRecord {
             id: old.id.clone(),

@@ -760,15 +760,18 @@ impl Service {
         }
         // Seats are counted once the whole batch is applied: a plan that swaps
         // one person for another at the limit invites before it removes.
-        let last_invite = changes
-            .iter()
-            .rposition(|c| matches!(c, Change::Invite { .. } | Change::Reinvite { .. }));
+        let last_invite = changes.iter().rposition(|c| {
+            matches!(
+                c,
+                Change::Invite { .. } | Change::Reinvite { .. } | Change::AddMember { .. }
+            )
+        });
         if let (Some(index), Some(limit)) = (last_invite, state.settings.seat_limit)
             && counts.seats() > u64::from(limit)
         {
             return Err(ServiceError::Change {
                 index,
-                action: "invite",
+                action: changes.get(index).map_or("invite", Change::action),
                 error: ChangeError::SeatLimit(limit),
             });
         }
@@ -835,6 +838,9 @@ impl Service {
                 let need = match req {
                     Requirement::Owner => "only the owner may do this".to_owned(),
                     Requirement::Permission(p) => format!("this needs the permission `{p}`"),
+                    Requirement::Provisioner => {
+                        "only the team's identity provider (a SCIM token) adds members without an invitation; invite the person instead".to_owned()
+                    }
                 };
                 return Err(ServiceError::Forbidden(format!(
                     "change {index} ({action}): {need}"
@@ -946,6 +952,13 @@ impl Service {
                         inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
                     ),
                 });
+            }
+            // Joined at once, as an accepted invitation writes it; no mail.
+            Change::AddMember { email, .. } => {
+                if let Some(m) = state.members.get(email) {
+                    writes.push(put(codec::member_item(team, m)?));
+                }
+                writes.push(put(user_team_item(email, team, now)));
             }
             Change::ChangeInvitationRoles { email, .. } => {
                 if let Some(inv) = state.invitations.get(email) {
