@@ -204,23 +204,8 @@ fn query_page(
     after: Option<String>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    // A range on the primary key rather than LIKE/substr, so SQLite walks the
-    // index; TEXT compares with memcmp, the byte order DynamoDB uses.
-    let mut sql = String::from("SELECT sk, attrs FROM items WHERE pk = ?1 AND sk >= ?2");
-    let mut args: Vec<rusqlite::types::Value> = vec![pk.clone().into(), prefix.to_owned().into()];
-    if let Some(upper) = prefix_upper_bound(prefix) {
-        args.push(upper.into());
-        sql.push_str(&format!(" AND sk < ?{}", args.len()));
-    }
-    if let Some(after) = after {
-        args.push(after.into());
-        sql.push_str(&format!(" AND sk > ?{}", args.len()));
-    }
     // One more than the page so we know whether another page follows.
-    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    args.push(fetch.into());
-    sql.push_str(&format!(" ORDER BY sk LIMIT ?{}", args.len()));
-
+    let (sql, args) = page_query(&pk, prefix, after, limit + 1);
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |row| {
@@ -244,6 +229,42 @@ fn query_page(
         None
     };
     Ok(Page { items, next })
+}
+
+/// The statement reading one page under `pk`, and its arguments: the items
+/// whose `sk` starts with `prefix`, after `after`, at most `fetch` of them.
+fn page_query(
+    pk: &str,
+    prefix: &str,
+    after: Option<String>,
+    fetch: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    // A range on the primary key rather than LIKE/substr, so SQLite walks the
+    // index; TEXT compares with memcmp, the byte order DynamoDB uses. One
+    // lower bound only: given both `sk >= prefix` and `sk > after`, SQLite
+    // seeks to the first and filters up to the second, so every page of a
+    // long listing would walk again all the pages before it.
+    let mut sql = String::from("SELECT sk, attrs FROM items WHERE pk = ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![pk.to_owned().into()];
+    match after {
+        Some(after) if after.as_str() >= prefix => {
+            args.push(after.into());
+            sql.push_str(" AND sk > ?2");
+        }
+        _ => {
+            args.push(prefix.to_owned().into());
+            sql.push_str(" AND sk >= ?2");
+        }
+    }
+    if let Some(upper) = prefix_upper_bound(prefix) {
+        args.push(upper.into());
+        sql.push_str(&format!(" AND sk < ?{}", args.len()));
+    }
+    let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
+    args.push(fetch.into());
+    sql.push_str(&format!(" ORDER BY sk LIMIT ?{}", args.len()));
+
+    (sql, args)
 }
 
 fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
@@ -419,6 +440,41 @@ mod tests {
             }
             assert!(!upper.starts_with(prefix));
         }
+    }
+
+    /// A page deep into a long listing costs the page, not the pages
+    /// before it: SQLite's own count of the steps the statement ran stays
+    /// near the page size however far `after` is.
+    #[test]
+    fn a_late_page_does_not_walk_the_earlier_ones() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for i in 0..5000 {
+            conn.execute(
+                "INSERT INTO items (pk, sk, attrs) VALUES ('T', ?1, '{}')",
+                params![format!("INVITE#{i:05}")],
+            )
+            .unwrap();
+        }
+        let steps = |after: Option<&str>| {
+            let (sql, args) = page_query("T", "INVITE#", after.map(str::to_owned), 11);
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let sks: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            (sks, stmt.get_status(rusqlite::StatementStatus::VmStep))
+        };
+        let (first, first_steps) = steps(None);
+        assert_eq!(first.first().map(String::as_str), Some("INVITE#00000"));
+        let (late, late_steps) = steps(Some("INVITE#04900"));
+        assert_eq!(late.len(), 11);
+        assert_eq!(late.first().map(String::as_str), Some("INVITE#04901"));
+        assert!(
+            late_steps < first_steps * 4,
+            "page after 4900 items ran {late_steps} steps, the first page {first_steps}"
+        );
     }
 
     #[test]
