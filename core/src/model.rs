@@ -128,8 +128,18 @@ impl Serialize for Email {
 }
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Email::parse(&s).map_err(serde::de::Error::custom)
+        // Parsed from the text where it stands: no `String` in between.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Email;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Email, E> {
+                Email::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 impl std::str::FromStr for Email {

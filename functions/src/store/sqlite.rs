@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
-use super::{Condition, Item, Page, PageRequest, Store, StoreError, Write, check_batch};
+use super::{
+    Condition, Item, Page, PageRequest, Store, StoreError, TextItem, TextPage, Write, check_batch,
+};
 
 /// Most items one query page returns, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -145,7 +147,39 @@ impl Store for SqliteStore {
         let pk = pk.to_owned();
         let prefix = sk_prefix.to_owned();
         let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-        self.with_conn(move |conn| query_page(conn, pk, &prefix, page.after, limit))
+        self.with_conn(move |conn| {
+            let page = query_rows(conn, &pk, &prefix, page.after, limit)?;
+            let items = page
+                .items
+                .into_iter()
+                .map(|item| {
+                    let attrs = parse_attrs(&item.pk, &item.sk, &item.attrs)?;
+                    Ok(Item {
+                        pk: item.pk,
+                        sk: item.sk,
+                        attrs,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Page {
+                items,
+                next: page.next,
+            })
+        })
+        .await
+    }
+
+    /// The text as stored: no map of values is built only to be read again.
+    async fn query_text(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        page: PageRequest,
+    ) -> Result<TextPage, StoreError> {
+        let pk = pk.to_owned();
+        let prefix = sk_prefix.to_owned();
+        let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        self.with_conn(move |conn| query_rows(conn, &pk, &prefix, page.after, limit))
             .await
     }
 
@@ -197,30 +231,30 @@ fn scan_items(conn: &Connection, prefix: &str) -> Result<Vec<Item>, StoreError> 
     Ok(items)
 }
 
-fn query_page(
+/// One page under `pk`, each item's attributes as stored, and the `sk`
+/// to continue after when more follow.
+fn query_rows(
     conn: &Connection,
-    pk: String,
+    pk: &str,
     prefix: &str,
     after: Option<String>,
     limit: usize,
-) -> Result<Page, StoreError> {
+) -> Result<TextPage, StoreError> {
     // One more than the page so we know whether another page follows.
-    let (sql, args) = page_query(&pk, prefix, after, limit + 1);
+    let (sql, args) = page_query(pk, prefix, after, limit + 1);
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            Ok(TextItem {
+                pk: pk.to_owned(),
+                sk: row.get(0)?,
+                attrs: row.get(1)?,
+            })
         })
         .map_err(backend)?;
     let mut items = Vec::with_capacity(limit.min(64));
     for row in rows {
-        let (sk, attrs) = row.map_err(backend)?;
-        let attrs = parse_attrs(&pk, &sk, &attrs)?;
-        items.push(Item {
-            pk: pk.clone(),
-            sk,
-            attrs,
-        });
+        items.push(row.map_err(backend)?);
     }
     let next = if items.len() > limit {
         items.truncate(limit);
@@ -228,7 +262,7 @@ fn query_page(
     } else {
         None
     };
-    Ok(Page { items, next })
+    Ok(TextPage { items, next })
 }
 
 /// The statement reading one page under `pk`, and its arguments: the items
