@@ -121,7 +121,18 @@ impl fmt::Display for RoleName {
 }
 impl<'de> Deserialize<'de> for RoleName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        RoleName::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        // Parsed from the text where it stands: no `String` in between.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = RoleName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RoleName, E> {
+                RoleName::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 

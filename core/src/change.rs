@@ -735,7 +735,7 @@ impl TeamState {
         let transfer = self.transfer.take()?;
         let previous = self.owner.clone();
         if let Some(m) = self.members.get_mut(&previous) {
-            m.roles = BTreeSet::from([catalog.previous_owner_role.clone()]);
+            m.roles = Roles::from([catalog.previous_owner_role.clone()]);
         }
         let name = self.invitations.remove(&transfer.to).and_then(|i| i.name);
         let member = self
@@ -744,11 +744,11 @@ impl TeamState {
             .or_insert_with(|| Member {
                 email: transfer.to.clone(),
                 name,
-                roles: BTreeSet::new(),
+                roles: Roles::new(),
                 joined_at: now,
                 two_factor: false,
             });
-        member.roles = BTreeSet::from([RoleName::owner()]);
+        member.roles = Roles::from([RoleName::owner()]);
         self.owner = transfer.to;
         Some(())
     }

@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::catalog::{Permission, RoleName};
 
@@ -127,8 +128,18 @@ impl Serialize for Email {
 }
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Email::parse(&s).map_err(serde::de::Error::custom)
+        // Parsed from the text where it stands: no `String` in between.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Email;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Email, E> {
+                Email::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 impl std::str::FromStr for Email {
@@ -194,7 +205,160 @@ impl std::str::FromStr for TeamId {
 }
 
 /// A set of role names, ordered so that renderings are stable.
-pub type Roles = BTreeSet<RoleName>;
+///
+/// A sorted list without repeats rather than a `BTreeSet`: a person nearly
+/// always holds one or two roles, and a team of 100,000 would otherwise
+/// hold 100,000 tree nodes of eleven slots each (twice, in a plan: the
+/// file's and the live team's). One role is held inline, with no
+/// allocation of its own. Serialized as a list; read from a list, in any
+/// order and with repeats, as a set is.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Roles(SmallVec<[RoleName; 1]>);
+
+impl Roles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a role; `false` when it was already there.
+    pub fn insert(&mut self, role: RoleName) -> bool {
+        match self.0.binary_search(&role) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, role);
+                true
+            }
+        }
+    }
+
+    /// Removes a role; `false` when it was not there.
+    pub fn remove(&mut self, role: &RoleName) -> bool {
+        match self.0.binary_search(role) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, role: &RoleName) -> bool {
+        self.0.binary_search(role).is_ok()
+    }
+
+    /// The roles in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, RoleName> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether every role here is also in `other`.
+    pub fn is_subset(&self, other: &Roles) -> bool {
+        self.iter().all(|r| other.contains(r))
+    }
+
+    /// The first role in order.
+    pub fn first(&self) -> Option<&RoleName> {
+        self.0.first()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Keeps the roles `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&RoleName) -> bool) {
+        self.0.retain(|r| keep(r));
+    }
+}
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<RoleName> for Roles {
+    fn from_iter<I: IntoIterator<Item = RoleName>>(iter: I) -> Self {
+        let mut roles: SmallVec<[RoleName; 1]> = iter.into_iter().collect();
+        roles.sort_unstable();
+        roles.dedup();
+        Self(roles)
+    }
+}
+
+impl Extend<RoleName> for Roles {
+    fn extend<I: IntoIterator<Item = RoleName>>(&mut self, iter: I) {
+        for role in iter {
+            self.insert(role);
+        }
+    }
+}
+
+impl<const N: usize> From<[RoleName; N]> for Roles {
+    fn from(roles: [RoleName; N]) -> Self {
+        roles.into_iter().collect()
+    }
+}
+
+impl From<BTreeSet<RoleName>> for Roles {
+    fn from(roles: BTreeSet<RoleName>) -> Self {
+        // Already in order and without repeats.
+        Self(roles.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Roles {
+    type Item = RoleName;
+    type IntoIter = smallvec::IntoIter<[RoleName; 1]>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Roles {
+    type Item = &'a RoleName;
+    type IntoIter = std::slice::Iter<'a, RoleName>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Roles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq;
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = Roles;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Roles, A::Error> {
+                let mut roles = Roles::new();
+                while let Some(role) = seq.next_element()? {
+                    roles.insert(role);
+                }
+                Ok(roles)
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,7 +541,7 @@ impl TeamState {
     /// A new team with its owner as the only member.
     pub fn new(team: TeamId, display_name: String, owner: Email, now: Timestamp) -> Self {
         let mut members = BTreeMap::new();
-        let roles = BTreeSet::from([RoleName::owner()]);
+        let roles = Roles::from([RoleName::owner()]);
         members.insert(
             owner.clone(),
             Member {
@@ -410,6 +574,72 @@ crate::map_only!(Settings, "a settings object");
 mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failure is the report
     use super::*;
+
+    fn role(name: &str) -> RoleName {
+        RoleName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn roles_behave_as_the_ordered_set_they_replace() {
+        let names = ["viewer", "admin", "billing", "admin", "developer", "viewer"];
+        let set: BTreeSet<RoleName> = names.iter().map(|n| role(n)).collect();
+        let mut inserted = Roles::new();
+        let fresh: Vec<bool> = names.iter().map(|n| inserted.insert(role(n))).collect();
+        assert_eq!(fresh, [true, true, true, false, true, false]);
+        let collected: Roles = names.iter().map(|n| role(n)).collect();
+        assert_eq!(inserted, collected);
+        assert_eq!(Roles::from(set.clone()), collected);
+        // Same order, same length, same rendering.
+        assert!(collected.iter().eq(set.iter()));
+        assert_eq!(collected.len(), set.len());
+        assert_eq!(format!("{collected:?}"), format!("{set:?}"));
+        assert!(collected.contains(&role("billing")));
+        assert!(!collected.contains(&role("owner")));
+        assert!(Roles::from([role("admin")]).is_subset(&collected));
+        assert!(!Roles::from([role("owner")]).is_subset(&collected));
+        // Sets compare as the sorted sets do.
+        let pairs = [
+            (vec!["admin"], vec!["viewer"]),
+            (vec!["admin", "viewer"], vec!["admin"]),
+            (vec!["billing"], vec!["admin", "viewer"]),
+            (vec![], vec!["admin"]),
+        ];
+        for (a, b) in pairs {
+            let ours = |v: &[&str]| v.iter().map(|n| role(n)).collect::<Roles>();
+            let theirs = |v: &[&str]| v.iter().map(|n| role(n)).collect::<BTreeSet<_>>();
+            assert_eq!(
+                ours(&a).cmp(&ours(&b)),
+                theirs(&a).cmp(&theirs(&b)),
+                "{a:?} {b:?}"
+            );
+        }
+        let mut less = collected.clone();
+        assert!(less.remove(&role("admin")));
+        assert!(!less.remove(&role("admin")));
+        assert_eq!(less.len(), 3);
+    }
+
+    #[test]
+    fn roles_read_any_list_and_write_a_sorted_one() {
+        let roles: Roles = serde_json::from_str(r#"["viewer","admin","viewer"]"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&roles).unwrap(),
+            r#"["admin","viewer"]"#
+        );
+        let set: BTreeSet<RoleName> =
+            serde_json::from_str(r#"["viewer","admin","viewer"]"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            serde_json::to_string(&roles).unwrap()
+        );
+        let empty: Roles = serde_json::from_str("[]").unwrap();
+        assert!(empty.is_empty());
+        for bad in [r#""admin""#, r#"{"admin":1}"#, r#"["Admin"]"#, "[1]"] {
+            assert!(serde_json::from_str::<Roles>(bad).is_err(), "{bad}");
+        }
+        // One role, the usual case, fits in the value itself.
+        assert!(std::mem::size_of::<Roles>() <= 32);
+    }
 
     #[test]
     fn an_email_keeps_how_it_was_written_and_compares_by_its_lowercase_form() {

@@ -95,6 +95,12 @@ pub mod fields {
 /// before the full parse because roles are checked against it. `None` when
 /// absent or unreadable (the full parse reports the problem).
 pub fn declared_catalog(source: &str) -> Option<String> {
+    // Looking for an absent key reads the whole file (it may come last): a
+    // file without the word anywhere, nor an escape that could spell it,
+    // has no such key, and a large team file is spared a second parse.
+    if !source.contains("catalog") && !source.contains('\\') {
+        return None;
+    }
     yaml::top_level_string(source, "catalog")
 }
 

@@ -762,3 +762,19 @@ fn scim_provisioning_is_read_written_back_and_checked() {
     );
     assert_eq!(lines(&d), [5]);
 }
+
+/// The shortcut for files that never mention a catalog still finds a key
+/// spelled with escapes (double quotes have them).
+#[test]
+fn a_catalog_key_spelled_with_escapes_is_found() {
+    use teamform_core::spec::declared_catalog;
+    assert_eq!(
+        declared_catalog("\"c\\x61talog\": standard\nmembers: []\n").as_deref(),
+        Some("standard")
+    );
+    assert_eq!(
+        declared_catalog("\"cat\\u0061log\": digitalocean\n").as_deref(),
+        Some("digitalocean")
+    );
+    assert_eq!(declared_catalog("team: acme\nmembers: []\n"), None);
+}

@@ -485,8 +485,7 @@ async fn a_person_removes_their_own_access_only_when_told_to() {
         .accept_invitation(&link, &person("bob@acme.com"))
         .await
         .expect("bob joins");
-    let admin: std::collections::BTreeSet<RoleName> =
-        [RoleName::parse("admin").expect("role")].into();
+    let admin: teamform_core::model::Roles = [RoleName::parse("admin").expect("role")].into();
     let promote = Change::ChangeRoles {
         email: email("bob@acme.com"),
         from: [RoleName::parse("developer").expect("role")].into(),

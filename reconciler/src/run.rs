@@ -639,12 +639,20 @@ struct ApplyOptions {
     quiet: bool,
 }
 
-/// How applying one file ended, for the JSON document.
-fn outcome(file: &str, plan: Option<&Plan>, status: &str) -> serde_json::Map<String, Value> {
+/// How applying one file ended, for the JSON document. The plan is
+/// rendered into it only for that document (`with_plan`): text output
+/// counts statuses only, and a plan of 100,000 changes as JSON values
+/// would be the largest thing an apply holds.
+fn outcome(
+    file: &str,
+    plan: Option<&Plan>,
+    status: &str,
+    with_plan: bool,
+) -> serde_json::Map<String, Value> {
     let mut fields = serde_json::Map::new();
     fields.insert("file".into(), Value::from(file));
     fields.insert("status".into(), Value::from(status));
-    if let Some(plan) = plan {
+    if let Some(plan) = plan.filter(|_| with_plan) {
         fields.insert("team".into(), Value::from(plan.team.as_str()));
         fields.insert("plan".into(), render::plan_json(plan));
     }
@@ -672,7 +680,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
         let name = file.display().to_string();
         let mut fail = |status: &str, plan: Option<&Plan>, error: String| {
             eprintln!("{error}");
-            let mut fields = outcome(&name, plan, status);
+            let mut fields = outcome(&name, plan, status, !text);
             fields.insert("error".into(), Value::from(error));
             results.push(Value::Object(fields));
         };
@@ -715,7 +723,12 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
             print_plan(&planned, Format::Text, color);
         }
         if plan.is_empty() {
-            results.push(Value::Object(outcome(&name, Some(plan), "no_changes")));
+            results.push(Value::Object(outcome(
+                &name,
+                Some(plan),
+                "no_changes",
+                !text,
+            )));
             continue;
         }
         if let Some(why) = plan.refusal() {
@@ -777,7 +790,7 @@ async fn apply_cmd(g: &Global, files: &[PathBuf], options: ApplyOptions) -> Resu
                 } else {
                     "partly_applied"
                 };
-                let mut fields = outcome(&name, Some(plan), status);
+                let mut fields = outcome(&name, Some(plan), status, !text);
                 fields.insert("applied".into(), Value::from(done.applied));
                 fields.insert("version".into(), Value::from(done.version));
                 fields.insert("failures".into(), Value::Array(failed));

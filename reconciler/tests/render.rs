@@ -518,7 +518,7 @@ fn hostile_plan() -> Plan {
         Change::Invite {
             email: email("nobody@acme.com"),
             name: Some("\x1b]0;title\x07".into()),
-            roles: BTreeSet::new(),
+            roles: teamform_core::model::Roles::new(),
         },
         Change::Reinvite {
             email: email("future@acme.com"),
@@ -528,7 +528,7 @@ fn hostile_plan() -> Plan {
         },
         Change::RevokeInvitation {
             email: email("ancient@acme.com"),
-            roles: BTreeSet::new(),
+            roles: teamform_core::model::Roles::new(),
             created_at: DateTime::<chrono::Utc>::MIN_UTC,
         },
         Change::RemoveMember {

@@ -40,7 +40,7 @@ pub fn team() -> TeamId {
 }
 
 pub fn invites(prefix: &str, n: usize) -> Vec<Change> {
-    let viewer: BTreeSet<RoleName> = [RoleName::parse("viewer").unwrap()].into();
+    let viewer: teamform_core::model::Roles = [RoleName::parse("viewer").unwrap()].into();
     (0..n)
         .map(|i| Change::Invite {
             email: Email::parse(&format!("{prefix}{i:05}@acme.io")).unwrap(),

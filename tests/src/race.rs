@@ -14,7 +14,7 @@ fn email(s: &str) -> Email {
     Email::parse(s).expect("test email")
 }
 
-fn roles(names: &[&str]) -> BTreeSet<RoleName> {
+fn roles(names: &[&str]) -> teamform_core::model::Roles {
     names
         .iter()
         .map(|n| RoleName::parse(n).expect("role"))

@@ -27,7 +27,7 @@ async fn large_batch_is_split_into_atomic_parts(store: Arc<dyn Store>) {
         display_name: "Bulk".into(),
         owner: Email::parse("o@bulk.io").expect("email"),
     }];
-    let viewer: BTreeSet<RoleName> = [RoleName::parse("viewer").expect("role")].into();
+    let viewer: teamform_core::model::Roles = [RoleName::parse("viewer").expect("role")].into();
     for i in 0..60 {
         changes.push(Change::Invite {
             email: Email::parse(&format!("p{i}@bulk.io")).expect("email"),

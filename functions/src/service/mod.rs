@@ -374,15 +374,16 @@ impl Service {
             for prefix in [codec::MEMBER, codec::INVITE] {
                 let mut after = None;
                 loop {
+                    // As text: read straight into members and invitations.
                     let page = s
-                        .query(&pk, prefix, PageRequest { limit: None, after })
+                        .query_text(&pk, prefix, PageRequest { limit: None, after })
                         .await?;
-                    for item in page.items {
+                    for item in &page.items {
                         if prefix == codec::MEMBER {
-                            let m: Member = codec::decode_owned(item)?;
+                            let m: Member = codec::decode_text(item)?;
                             state.members.insert(m.email.clone(), m);
                         } else {
-                            let i: Invitation = codec::decode_owned(item)?;
+                            let i: Invitation = codec::decode_text(item)?;
                             state.invitations.insert(i.email.clone(), i);
                         }
                     }

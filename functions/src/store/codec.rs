@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use teamform_core::model::{CustomRole, Invitation, Member, PendingTransfer, Settings};
 use teamform_core::{Email, RoleName, TeamId, TeamState};
 
-use crate::store::{Item, StoreError};
+use crate::store::{Item, StoreError, TextItem};
 
 pub const META: &str = "META";
 pub const TRANSFER: &str = "TRANSFER";
@@ -140,6 +140,19 @@ pub fn decode_owned<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     attrs.remove("type");
     serde_json::from_value(Value::Object(attrs))
         .map_err(|e| StoreError::Malformed(format!("{pk} / {sk}: {e}")))
+}
+
+/// Reads a value straight from an item's attributes as JSON text, leaving
+/// out its `type`, as `decode_owned` does from a map: each attribute is
+/// read from the text where it stands (no map of `Value`s in between).
+pub fn decode_text<T: DeserializeOwned>(item: &TextItem) -> Result<T, StoreError> {
+    use serde::de::value::MapDeserializer;
+    use serde_json::value::RawValue;
+    let malformed =
+        |e: serde_json::Error| StoreError::Malformed(format!("{} / {}: {e}", item.pk, item.sk));
+    let attrs: BTreeMap<&str, &RawValue> = serde_json::from_str(&item.attrs).map_err(malformed)?;
+    let fields = attrs.into_iter().filter(|(name, _)| *name != "type");
+    T::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields)).map_err(malformed)
 }
 
 /// How many members and pending invitations a team has, kept on `META` and
@@ -325,4 +338,83 @@ pub fn state_from_meta(
         state.transfer = Some(decode(item, &[])?);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is the report
+    use super::*;
+    use teamform_core::model::Roles;
+
+    fn text(item: &Item) -> TextItem {
+        TextItem {
+            pk: item.pk.clone(),
+            sk: item.sk.clone(),
+            attrs: serde_json::to_string(&item.attrs).unwrap(),
+        }
+    }
+
+    fn team() -> TeamId {
+        TeamId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn decode_text_reads_what_decode_reads() {
+        let now: teamform_core::Timestamp = "2026-01-02T03:04:05.123456789Z".parse().unwrap();
+        let invitation = Invitation {
+            email: Email::parse("Ada@Example.com").unwrap(),
+            name: Some("Ada \"the\" Countess\n".into()),
+            roles: Roles::from([
+                RoleName::parse("viewer").unwrap(),
+                RoleName::parse("admin").unwrap(),
+            ]),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(15),
+            invited_by: None,
+            link: "abc".into(),
+        };
+        let item = invite_item(&team(), &invitation).unwrap();
+        assert_eq!(item.str("type"), Some("invitation"));
+        let read: Invitation = decode_text(&text(&item)).unwrap();
+        assert_eq!(read, invitation);
+        assert_eq!(read, decode::<Invitation>(&item, &[]).unwrap());
+        let member = Member {
+            email: Email::parse("bob@example.com").unwrap(),
+            name: None,
+            roles: Roles::from([RoleName::owner()]),
+            joined_at: now,
+            two_factor: true,
+        };
+        let item = member_item(&team(), &member).unwrap();
+        assert_eq!(decode_text::<Member>(&text(&item)).unwrap(), member);
+    }
+
+    #[test]
+    fn decode_text_refuses_what_decode_refuses_and_names_the_item() {
+        let item = |attrs: &str| TextItem {
+            pk: "TEAM#acme".into(),
+            sk: "MEMBER#x".into(),
+            attrs: attrs.into(),
+        };
+        let good = r#"{"type":"member","email":"x@example.com","roles":["viewer"],"joined_at":"2026-01-02T03:04:05Z"}"#;
+        assert!(decode_text::<Member>(&item(good)).is_ok());
+        for bad in [
+            // An attribute the type does not know.
+            r#"{"type":"member","email":"x@example.com","roles":[],"joined_at":"2026-01-02T03:04:05Z","extra":1}"#,
+            // A required attribute missing.
+            r#"{"type":"member","email":"x@example.com","roles":[]}"#,
+            // A value of the wrong kind, an invalid email, text that is no object.
+            r#"{"email":"x@example.com","roles":"viewer","joined_at":"2026-01-02T03:04:05Z"}"#,
+            r#"{"email":"not an email","roles":[],"joined_at":"2026-01-02T03:04:05Z"}"#,
+            r#"["member"]"#,
+            r#"{"email":"#,
+        ] {
+            match decode_text::<Member>(&item(bad)) {
+                Err(StoreError::Malformed(message)) => {
+                    assert!(message.starts_with("TEAM#acme / MEMBER#x: "), "{message}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
 }

@@ -660,6 +660,29 @@ pub async fn pagination(store: Arc<dyn Store>, prefix: &str) {
             .await
             .expect("query page");
         assert!(page.items.len() <= 2, "page over its limit: {page:?}");
+        // The same page as text: the same items, attributes and next key.
+        let text = store
+            .query_text(
+                &pk,
+                "item#",
+                PageRequest {
+                    limit: Some(2),
+                    after: after.clone(),
+                },
+            )
+            .await
+            .expect("query_text page");
+        assert_eq!(text.next, page.next, "query_text next key");
+        let as_items: Vec<Item> = text
+            .items
+            .iter()
+            .map(|t| Item {
+                pk: t.pk.clone(),
+                sk: t.sk.clone(),
+                attrs: serde_json::from_str(&t.attrs).expect("query_text attributes are JSON"),
+            })
+            .collect();
+        assert_eq!(as_items, page.items, "query_text items");
         if page.next.is_some() {
             // A page that promises more must move forward.
             assert!(!page.items.is_empty(), "empty page with a next key");

@@ -64,6 +64,23 @@ impl Item {
     }
 }
 
+/// An item whose attributes are still the JSON text of an object, for a
+/// read that goes straight to typed values (`codec::decode_text`) without
+/// building a map of `Value`s first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextItem {
+    pub pk: String,
+    pub sk: String,
+    pub attrs: String,
+}
+
+/// A page of `query_text`: the same items and next key as `query`'s.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextPage {
+    pub items: Vec<TextItem>,
+    pub next: Option<String>,
+}
+
 /// A condition on the current item at a key, checked atomically with the
 /// whole transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +172,36 @@ pub trait Store: Send + Sync + 'static {
     /// in `sk` order.
     async fn query(&self, pk: &str, sk_prefix: &str, page: PageRequest)
     -> Result<Page, StoreError>;
+
+    /// `query`, with each item's attributes as JSON text. A backend that
+    /// keeps attributes as text (SQLite) hands it over as stored; the
+    /// default writes out what `query` read.
+    async fn query_text(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        page: PageRequest,
+    ) -> Result<TextPage, StoreError> {
+        let page = self.query(pk, sk_prefix, page).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| {
+                let attrs = serde_json::to_string(&item.attrs).map_err(|e| {
+                    StoreError::Malformed(format!("attributes of {} / {}: {e}", item.pk, item.sk))
+                })?;
+                Ok(TextItem {
+                    pk: item.pk,
+                    sk: item.sk,
+                    attrs,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(TextPage {
+            items,
+            next: page.next,
+        })
+    }
 
     /// Applies every write or none. Fails with `ConditionFailed` naming the
     /// first write whose condition did not hold.

@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
-use super::{Condition, Item, Page, PageRequest, Store, StoreError, Write, check_batch};
+use super::{
+    Condition, Item, Page, PageRequest, Store, StoreError, TextItem, TextPage, Write, check_batch,
+};
 
 /// Most items one query page returns, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -145,7 +147,39 @@ impl Store for SqliteStore {
         let pk = pk.to_owned();
         let prefix = sk_prefix.to_owned();
         let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-        self.with_conn(move |conn| query_page(conn, pk, &prefix, page.after, limit))
+        self.with_conn(move |conn| {
+            let page = query_rows(conn, &pk, &prefix, page.after, limit)?;
+            let items = page
+                .items
+                .into_iter()
+                .map(|item| {
+                    let attrs = parse_attrs(&item.pk, &item.sk, &item.attrs)?;
+                    Ok(Item {
+                        pk: item.pk,
+                        sk: item.sk,
+                        attrs,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Page {
+                items,
+                next: page.next,
+            })
+        })
+        .await
+    }
+
+    /// The text as stored: no map of values is built only to be read again.
+    async fn query_text(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        page: PageRequest,
+    ) -> Result<TextPage, StoreError> {
+        let pk = pk.to_owned();
+        let prefix = sk_prefix.to_owned();
+        let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        self.with_conn(move |conn| query_rows(conn, &pk, &prefix, page.after, limit))
             .await
     }
 
@@ -197,45 +231,30 @@ fn scan_items(conn: &Connection, prefix: &str) -> Result<Vec<Item>, StoreError> 
     Ok(items)
 }
 
-fn query_page(
+/// One page under `pk`, each item's attributes as stored, and the `sk`
+/// to continue after when more follow.
+fn query_rows(
     conn: &Connection,
-    pk: String,
+    pk: &str,
     prefix: &str,
     after: Option<String>,
     limit: usize,
-) -> Result<Page, StoreError> {
-    // A range on the primary key rather than LIKE/substr, so SQLite walks the
-    // index; TEXT compares with memcmp, the byte order DynamoDB uses.
-    let mut sql = String::from("SELECT sk, attrs FROM items WHERE pk = ?1 AND sk >= ?2");
-    let mut args: Vec<rusqlite::types::Value> = vec![pk.clone().into(), prefix.to_owned().into()];
-    if let Some(upper) = prefix_upper_bound(prefix) {
-        args.push(upper.into());
-        sql.push_str(&format!(" AND sk < ?{}", args.len()));
-    }
-    if let Some(after) = after {
-        args.push(after.into());
-        sql.push_str(&format!(" AND sk > ?{}", args.len()));
-    }
+) -> Result<TextPage, StoreError> {
     // One more than the page so we know whether another page follows.
-    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    args.push(fetch.into());
-    sql.push_str(&format!(" ORDER BY sk LIMIT ?{}", args.len()));
-
+    let (sql, args) = page_query(pk, prefix, after, limit + 1);
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            Ok(TextItem {
+                pk: pk.to_owned(),
+                sk: row.get(0)?,
+                attrs: row.get(1)?,
+            })
         })
         .map_err(backend)?;
     let mut items = Vec::with_capacity(limit.min(64));
     for row in rows {
-        let (sk, attrs) = row.map_err(backend)?;
-        let attrs = parse_attrs(&pk, &sk, &attrs)?;
-        items.push(Item {
-            pk: pk.clone(),
-            sk,
-            attrs,
-        });
+        items.push(row.map_err(backend)?);
     }
     let next = if items.len() > limit {
         items.truncate(limit);
@@ -243,7 +262,43 @@ fn query_page(
     } else {
         None
     };
-    Ok(Page { items, next })
+    Ok(TextPage { items, next })
+}
+
+/// The statement reading one page under `pk`, and its arguments: the items
+/// whose `sk` starts with `prefix`, after `after`, at most `fetch` of them.
+fn page_query(
+    pk: &str,
+    prefix: &str,
+    after: Option<String>,
+    fetch: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    // A range on the primary key rather than LIKE/substr, so SQLite walks the
+    // index; TEXT compares with memcmp, the byte order DynamoDB uses. One
+    // lower bound only: given both `sk >= prefix` and `sk > after`, SQLite
+    // seeks to the first and filters up to the second, so every page of a
+    // long listing would walk again all the pages before it.
+    let mut sql = String::from("SELECT sk, attrs FROM items WHERE pk = ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![pk.to_owned().into()];
+    match after {
+        Some(after) if after.as_str() >= prefix => {
+            args.push(after.into());
+            sql.push_str(" AND sk > ?2");
+        }
+        _ => {
+            args.push(prefix.to_owned().into());
+            sql.push_str(" AND sk >= ?2");
+        }
+    }
+    if let Some(upper) = prefix_upper_bound(prefix) {
+        args.push(upper.into());
+        sql.push_str(&format!(" AND sk < ?{}", args.len()));
+    }
+    let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
+    args.push(fetch.into());
+    sql.push_str(&format!(" ORDER BY sk LIMIT ?{}", args.len()));
+
+    (sql, args)
 }
 
 fn apply(conn: &mut Connection, writes: &[Write]) -> Result<(), StoreError> {
@@ -419,6 +474,41 @@ mod tests {
             }
             assert!(!upper.starts_with(prefix));
         }
+    }
+
+    /// A page deep into a long listing costs the page, not the pages
+    /// before it: SQLite's own count of the steps the statement ran stays
+    /// near the page size however far `after` is.
+    #[test]
+    fn a_late_page_does_not_walk_the_earlier_ones() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for i in 0..5000 {
+            conn.execute(
+                "INSERT INTO items (pk, sk, attrs) VALUES ('T', ?1, '{}')",
+                params![format!("INVITE#{i:05}")],
+            )
+            .unwrap();
+        }
+        let steps = |after: Option<&str>| {
+            let (sql, args) = page_query("T", "INVITE#", after.map(str::to_owned), 11);
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let sks: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            (sks, stmt.get_status(rusqlite::StatementStatus::VmStep))
+        };
+        let (first, first_steps) = steps(None);
+        assert_eq!(first.first().map(String::as_str), Some("INVITE#00000"));
+        let (late, late_steps) = steps(Some("INVITE#04900"));
+        assert_eq!(late.len(), 11);
+        assert_eq!(late.first().map(String::as_str), Some("INVITE#04901"));
+        assert!(
+            late_steps < first_steps * 4,
+            "page after 4900 items ran {late_steps} steps, the first page {first_steps}"
+        );
     }
 
     #[test]

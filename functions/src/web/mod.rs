@@ -613,7 +613,7 @@ async fn team_action(
             message: "not a valid email address".into(),
         })
     };
-    let roles = || -> Result<BTreeSet<RoleName>, ServiceError> {
+    let roles = || -> Result<teamform_core::model::Roles, ServiceError> {
         form.all("roles")
             .map(|r| {
                 RoleName::parse(r).map_err(|_| ServiceError::Invalid {

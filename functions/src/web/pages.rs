@@ -221,7 +221,7 @@ pub fn home(session: Option<&Session>, teams: &[Membership], signin: bool) -> Ma
     )
 }
 
-fn roles_text(roles: &BTreeSet<teamform_core::catalog::RoleName>) -> String {
+fn roles_text(roles: &teamform_core::model::Roles) -> String {
     roles
         .iter()
         .map(ToString::to_string)
