@@ -36,6 +36,16 @@ struct Dying {
 }
 
 impl Dying {
+    /// A store over `sqlite` that dies once `parts` parts of a batch are in.
+    fn after(sqlite: &SqliteStore, parts: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: sqlite.clone(),
+            parts,
+            seen: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
+        })
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.dead.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("the process is gone".into()));
@@ -91,12 +101,7 @@ async fn interrupted_batch_is_completed_by(parts: usize, next: &str) {
     let file = dir.path().join("s.db");
     let sqlite = SqliteStore::open(&file).unwrap();
     create_team(&service(Arc::new(sqlite.clone()))).await;
-    let dying = Arc::new(Dying {
-        inner: sqlite.clone(),
-        parts,
-        seen: AtomicUsize::new(0),
-        dead: AtomicBool::new(false),
-    });
+    let dying = Dying::after(&sqlite, parts);
     let err = run_batch(&service(dying.clone()), &invites("p", BATCH))
         .await
         .expect_err("the process died mid-batch");
@@ -172,12 +177,7 @@ async fn a_batch_interrupted_midway_keeps_outbox_items_exactly_once() {
     let file = dir.path().join("s.db");
     let sqlite = SqliteStore::open(&file).unwrap();
     create_team(&service(Arc::new(sqlite.clone()))).await;
-    let dying = Arc::new(Dying {
-        inner: sqlite.clone(),
-        parts: 7,
-        seen: AtomicUsize::new(0),
-        dead: AtomicBool::new(false),
-    });
+    let dying = Dying::after(&sqlite, 7);
     run_batch(&service(dying), &invites("p", BATCH))
         .await
         .expect_err("died");
@@ -197,12 +197,7 @@ async fn the_intent_of_a_batch_that_died_before_its_first_part_is_deleted_by_the
     let sqlite = SqliteStore::open(&file).unwrap();
     create_team(&service(Arc::new(sqlite.clone()))).await;
     // Dies at its first part: the intent is written, nothing of it applied.
-    let dying = Arc::new(Dying {
-        inner: sqlite.clone(),
-        parts: 0,
-        seen: AtomicUsize::new(0),
-        dead: AtomicBool::new(false),
-    });
+    let dying = Dying::after(&sqlite, 0);
     run_batch(&service(dying), &invites("p", 300))
         .await
         .expect_err("died");
