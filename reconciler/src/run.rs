@@ -121,7 +121,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             markdown_budget,
         } => show(g, &file, format, show_pending, markdown_budget),
         Command::Schema => {
-            let schema = crate::schema::team_schema_text().map_err(|e| anyhow!(e))?;
+            let schema = crate::schema::team_schema_text()?;
             print!("{schema}");
             Ok(EXIT_OK)
         }

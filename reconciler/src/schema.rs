@@ -56,9 +56,29 @@ const POLICY: Section = Section {
     required: &[],
 };
 
+/// Why the schema could not be made: the reader and this module disagree.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "team.yaml's reader accepts `{field}` in {section}, but the schema does not describe it \
+         (add it to reconciler/src/schema.rs)"
+    )]
+    Undescribed {
+        section: &'static str,
+        field: &'static str,
+    },
+    #[error("the schema requires `{field}` in {section}, which the reader does not accept")]
+    RequiredUnread {
+        section: &'static str,
+        field: &'static str,
+    },
+    #[error("the schema cannot be written as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// The schema of team.yaml (JSON Schema 2020-12), or which field of which
 /// section the reader accepts but this module does not describe.
-pub fn team_schema() -> Result<Value, String> {
+pub fn team_schema() -> Result<Value, SchemaError> {
     let mut root = object(&TOP)?;
     if let Value::Object(map) = &mut root {
         let mut head = Map::new();
@@ -83,32 +103,27 @@ pub fn team_schema() -> Result<Value, String> {
 
 /// The schema as `teamform schema` prints it (and as the committed file
 /// holds it): pretty JSON, keys sorted, ending in a newline.
-pub fn team_schema_text() -> Result<String, String> {
+pub fn team_schema_text() -> Result<String, SchemaError> {
     let schema = sorted(team_schema()?);
-    serde_json::to_string_pretty(&schema)
-        .map(|s| s + "\n")
-        .map_err(|e| e.to_string())
+    Ok(serde_json::to_string_pretty(&schema)? + "\n")
 }
 
 /// A closed object: exactly the section's fields, each described.
-fn object(section: &Section) -> Result<Value, String> {
+fn object(section: &Section) -> Result<Value, SchemaError> {
     let mut properties = Map::new();
     for field in section.fields {
-        let schema = property(section.name, field)?.ok_or_else(|| {
-            format!(
-                "team.yaml's reader accepts `{field}` in {}, but the schema does not describe it \
-                 (add it to reconciler/src/schema.rs)",
-                section.name
-            )
+        let schema = property(section.name, field)?.ok_or(SchemaError::Undescribed {
+            section: section.name,
+            field,
         })?;
         properties.insert((*field).to_owned(), schema);
     }
     for field in section.required {
         if !section.fields.contains(field) {
-            return Err(format!(
-                "the schema requires `{field}` in {}, which the reader does not accept",
-                section.name
-            ));
+            return Err(SchemaError::RequiredUnread {
+                section: section.name,
+                field,
+            });
         }
     }
     Ok(json!({
@@ -121,7 +136,7 @@ fn object(section: &Section) -> Result<Value, String> {
 
 /// The schema of one field of one section; `None` for a field this module
 /// does not know.
-fn property(section: &str, field: &str) -> Result<Option<Value>, String> {
+fn property(section: &str, field: &str) -> Result<Option<Value>, SchemaError> {
     let presets: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
     let role_name = json!({
         "type": "string",
