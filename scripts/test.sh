@@ -103,7 +103,15 @@ MOTO_PID=
 cleanup() {
     local status=$?
     if [[ -n "$MOTO_PID" ]]; then
+        # moto exits on TERM through Python's shutdown, which can spend
+        # minutes freeing gigabytes of tables; its state is not kept, so
+        # after a short grace it is killed.
         kill "$MOTO_PID" 2>/dev/null || true
+        for _ in {1..50}; do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$MOTO_PID" 2>/dev/null || true
         wait "$MOTO_PID" 2>/dev/null || true
         if [[ $status -eq 0 ]]; then
             rm -f "$MOTO_LOG"
