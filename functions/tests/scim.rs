@@ -725,31 +725,7 @@ async fn groups_are_roles_and_never_grant_ownership() {
     assert_eq!(w.roles_of("dev@x.io").await, Some(vec!["viewer".into()]));
     // A token made by an admin grants no more than the admin holds:
     // `billing` carries permissions admins lack.
-    let adam = w.person("adam@x.io").await;
-    w.call(
-        "POST",
-        "/teams/t1/invitations",
-        &w.alice,
-        Some(json!({"email": "adam@x.io", "roles": ["admin"]})),
-    )
-    .await
-    .is(201);
-    let mails = w.svc.outbox(&t1()).await.unwrap();
-    let link = mails
-        .iter()
-        .rev()
-        .find(|m| m.to == "adam@x.io")
-        .and_then(|m| m.link_secret())
-        .unwrap()
-        .to_owned();
-    w.call(
-        "POST",
-        "/invitations/accept",
-        &adam,
-        Some(json!({"token": link})),
-    )
-    .await
-    .is(200);
+    let adam = w.joined("adam@x.io", &["admin"]).await;
     let (admin_scim, _) = w.token("t1", &adam).await;
     let r = w
         .call(
